@@ -1,0 +1,92 @@
+/**
+ * The engine's request and event vocabulary. These cross the worker boundary as structured-clone
+ * messages, so they are plain data: no classes, no functions.
+ */
+
+export interface SamplingParams {
+  /** 0 means greedy (argmax). */
+  temperature: number;
+  /** 1 means off. */
+  topP: number;
+  /** 0 means off. */
+  topK: number;
+  /** 0 means off. */
+  minP: number;
+  /** 1 means off. HF/vLLM semantics: over prompt and generated tokens, divide positive logits, multiply negative ones. */
+  repetitionPenalty: number;
+  /** OpenAI semantics, over generated tokens only. 0 means off. */
+  presencePenalty: number;
+  frequencyPenalty: number;
+  /** Token id -> additive bias in [-100, 100]. */
+  logitBias: Record<number, number>;
+  /** Per-request PRNG seed; undefined means a fresh random seed. */
+  seed?: number;
+  /** Generated tokens, not counting the prompt. */
+  maxTokens: number;
+  /** Extra stop token ids; the model's own stop ids apply unless ignoreEos. */
+  stopTokenIds: number[];
+  stopStrings: string[];
+  ignoreEos: boolean;
+  /** Return this many top alternatives for each generated token (0 = only the sampled token's logprob); null = no logprobs. */
+  logprobs: number | null;
+  /** Same, for prompt tokens (the first prompt token has none). null = not requested. */
+  promptLogprobs: number | null;
+  /** Keep stop strings in the output text (vLLM's include_stop_str_in_output). */
+  includeStopStrInOutput: boolean;
+}
+
+export interface TokenLogprob {
+  id: number;
+  logprob: number;
+}
+
+export interface TokenLogprobs {
+  /** The logprob of the token that was chosen (sampled or given in the prompt). */
+  logprob: number;
+  /** Highest-probability alternatives, most likely first. */
+  top: TokenLogprob[];
+}
+
+export interface GenerationRequest {
+  id: string;
+  promptIds: number[];
+  sampling: SamplingParams;
+  /** Calibrator id -> resolved config, already validated at the edge. Absent ids are off. */
+  calibration: Record<string, unknown>;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export type EngineEvent =
+  | { type: 'prompt'; id: string; logprobs: (TokenLogprobs | null)[] }
+  | {
+      type: 'tokens';
+      id: string;
+      /** Tokens produced in one engine step (normally one). */
+      tokenIds: number[];
+      /** Text released to the client by these tokens; stop-string candidates are held back. */
+      text: string;
+      logprobs: TokenLogprobs[] | null;
+    }
+  | {
+      type: 'finish';
+      id: string;
+      reason: FinishReason;
+      /** The stop string or token that ended it, when one did. */
+      stoppedBy: string | number | null;
+      promptTokens: number;
+      completionTokens: number;
+      /** Per-calibrator reports, keyed by calibrator id. */
+      calibration: Record<string, unknown>;
+      timing: RequestTiming;
+    }
+  | { type: 'error'; id: string; reason: EngineErrorReason; message: string };
+
+export type EngineErrorReason = 'internal' | 'validation' | 'timeout' | 'aborted';
+
+/** Milliseconds on the worker's clock, relative to the request's arrival at the worker. */
+export interface RequestTiming {
+  queuedMs: number;
+  prefillMs: number;
+  decodeMs: number;
+}
