@@ -21,7 +21,8 @@ export function parseLlama2cCheckpoint(bytes: Uint8Array): DecoderWeights {
   const kvDim = nKvHeads * headDim;
 
   // Copy the float payload once so every tensor is an aligned view regardless of the input's offset.
-  const floats = new Float32Array(bytes.slice(HEADER_BYTES).buffer);
+  // (Uint8Array's slice, not Buffer's: Buffer#slice returns a view of the shared pool.)
+  const floats = new Float32Array(Uint8Array.prototype.slice.call(bytes, HEADER_BYTES).buffer);
   let off = 0;
   const take = (n: number): Float32Array => {
     if (off + n > floats.length) throw new Error('llama2.c checkpoint: file is truncated');

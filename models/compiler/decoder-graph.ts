@@ -1,0 +1,276 @@
+/**
+ * Compiles a Llama-family decoder (Llama, Mistral, Qwen2, llama2.c) into an explicit-attention ONNX
+ * graph. Every attention step is a separate op, so every hook point is a tensor that fragments can
+ * rewrite. One graph serves prefill and decode: the past KV capacity is a dynamic dimension (0 for
+ * a fresh prefill), and the graph returns only the new K/V rows, which the engine writes into its
+ * own fixed-capacity buffers (onnx-notes §5.2: returning whole `present` tensors costs 10x at 4k).
+ *
+ * Attention over `[past | new]` keys is computed as two MatMuls whose scores are concatenated, so the
+ * cache is never copied inside the graph either.
+ */
+import { attr, GraphBuilder, type DType, type Dim, type Value, type ValueInfo } from '../onnx/graph-builder.js';
+import type { DecoderConfig, DecoderWeights } from '../checkpoint/decoder-weights.js';
+import {
+  DIM, GEOMETRY_INPUTS, HOOK_KINDS, KEYS_AXIS, hookName,
+  type FragmentContext, type GeometryInput, type HookFragment, type HookKind, type RowInputSpec, type RowStateSpec,
+} from './hooks.js';
+import { transpose2d, concatColumns } from './weights-layout.js';
+
+export type DecoderInputKind = 'ids' | 'embeds';
+
+export interface CompileOptions {
+  input?: DecoderInputKind;
+  fragments?: readonly HookFragment[];
+  name?: string;
+}
+
+/** Everything the engine needs to feed and interpret a compiled graph. */
+export interface CompiledDecoder {
+  bytes: Uint8Array;
+  config: DecoderConfig;
+  input: DecoderInputKind;
+  inputs: readonly ValueInfo[];
+  outputs: readonly ValueInfo[];
+  /** KV cache and calibrator states, in declaration order. */
+  states: readonly RowStateSpec[];
+  /** Calibrator control inputs. */
+  rowInputs: readonly RowInputSpec[];
+  /** Which step-geometry inputs the graph has. */
+  geometry: readonly GeometryInput[];
+  /** Owners of the fragments compiled in; empty for the plain graph. */
+  fragmentOwners: readonly string[];
+  nodeCount: number;
+}
+
+/** Names of the fixed decoder inputs and outputs. */
+export const DECODER_IO = {
+  inputIds: 'input_ids',
+  inputsEmbeds: 'inputs_embeds',
+  positionIds: 'position_ids',
+  /** [batch, 1, 1, past_capacity]: 0 for filled cache slots, -inf for empty ones. */
+  pastBias: 'past_bias',
+  /** [batch, 1, new_tokens, new_tokens]: causal mask among the new tokens. */
+  causalBias: 'causal_bias',
+  /** [batch, logit_rows] int64: which new-token positions to compute logits for. */
+  logitPositions: 'logit_positions',
+  logits: 'logits',
+  pastKey: (l: number) => `past_key_values.${l}.key`,
+  pastValue: (l: number) => `past_key_values.${l}.value`,
+} as const;
+
+export function compileDecoder(weights: DecoderWeights, options: CompileOptions = {}): CompiledDecoder {
+  const c = weights.config;
+  const inputKind = options.input ?? 'ids';
+  const fragments = options.fragments ?? [];
+  const g = new GraphBuilder(options.name ?? 'attune_decoder');
+  const H = c.nHeads, KV = c.nKvHeads, hd = c.headDim, rep = H / KV;
+
+  const states: RowStateSpec[] = [];
+  const stateOutputs: { spec: RowStateSpec; next: Value | null }[] = [];
+  const rowInputs = new Map<string, { spec: RowInputSpec; value: Value }>();
+  const geometry = new Map<GeometryInput, Value>();
+
+  // ---- inputs ---------------------------------------------------------------------------------
+  const B = DIM.batch, T = DIM.queries, C = DIM.past;
+  const tokens = inputKind === 'ids'
+    ? g.input(DECODER_IO.inputIds, 'int64', [B, T])
+    : g.input(DECODER_IO.inputsEmbeds, 'float32', [B, T, c.dim]);
+  const positionIds = g.input(DECODER_IO.positionIds, 'int64', [B, T]);
+  const pastBias = g.input(DECODER_IO.pastBias, 'float32', [B, 1, 1, C]);
+  const causalBias = g.input(DECODER_IO.causalBias, 'float32', [B, 1, T, T]);
+  const logitPositions = g.input(DECODER_IO.logitPositions, 'int64', [B, DIM.logitRows]);
+
+  const declareState = (owner: string, name: string, dims: RowStateSpec['dims'], update: RowStateSpec['update']) => {
+    if (states.some((s) => s.name === name)) throw new Error(`state '${name}' declared twice`);
+    const spec: RowStateSpec = { name, outputName: `${name}.update`, dims, update, owner };
+    states.push(spec);
+    const graphDims: Dim[] = [B, ...dims.map((d) => (d === KEYS_AXIS ? C : d))];
+    const value = g.input(name, 'float32', graphDims);
+    const slot = { spec, next: null as Value | null };
+    stateOutputs.push(slot);
+    return { value, setNext: (next: Value) => { slot.next = next; } };
+  };
+
+  // ---- shapes shared by every layer -------------------------------------------------------------
+  const i64 = (v: number | number[]) => g.constInt64(v);
+  const shapeOf = (v: Value) => g.op('Shape', [v]);
+  const dimOf = (v: Value, axis: number) => g.op('Slice', [shapeOf(v), i64([axis]), i64([axis + 1])]);
+  const newLen = dimOf(positionIds, 1); // [1]
+  const pastLen = dimOf(pastBias, 3); // [1]
+  const splitPastNew = g.op('Concat', [pastLen, newLen], { axis: attr.int(0) });
+  const repNewLen = g.op('Mul', [newLen, i64([rep])]);
+  // allowzero=0 semantics: a literal 0 copies the input's dim at that index.
+  const toHeads = (keysAxis: Value) => g.op('Concat', [i64([0, H]), newLen, keysAxis], { axis: attr.int(0) });
+  const toKvGroups = (keysAxis: Value) => g.op('Concat', [i64([0, KV]), repNewLen, keysAxis], { axis: attr.int(0) });
+  const copyDim = i64([0]);
+  const shapeHeadsByKeys = toHeads(copyDim); // [B,H,T,<same>]
+  const shapeGroupsByKeys = toKvGroups(copyDim); // [B,KV,rep*T,<same>]
+
+  // RoPE through ORT's RotaryEmbedding kernel (one node instead of ~10 per tensor). The tables are
+  // computed the way llama2.c does it: the angle pos·freq is rounded to f32 before cos/sin.
+  const cosTable = new Float32Array(c.maxSeqLen * (hd / 2));
+  const sinTable = new Float32Array(c.maxSeqLen * (hd / 2));
+  for (let pos = 0; pos < c.maxSeqLen; pos++) {
+    for (let p = 0; p < hd / 2; p++) {
+      const angle = Math.fround(pos * Math.fround(Math.pow(c.ropeTheta, (-2 * p) / hd)));
+      cosTable[pos * (hd / 2) + p] = Math.cos(angle);
+      sinTable[pos * (hd / 2) + p] = Math.sin(angle);
+    }
+  }
+  const cosCache = g.initializer('rope.cos', 'float32', [c.maxSeqLen, hd / 2], cosTable);
+  const sinCache = g.initializer('rope.sin', 'float32', [c.maxSeqLen, hd / 2], sinTable);
+  /** x: [B,T,nh*hd] → the same, rotated. */
+  const rope = (x: Value, nh: number): Value =>
+    g.op('RotaryEmbedding', [x, positionIds, cosCache, sinCache], {
+      interleaved: attr.int(c.ropeStyle === 'interleaved' ? 1 : 0),
+      num_heads: attr.int(nh),
+    }, undefined, 'com.microsoft');
+
+  // ORT's SimplifiedLayerNormalization is RMSNorm in one kernel (it lives in the ONNX domain in ORT).
+  const rmsNorm = (x: Value, w: Float32Array, name: string): Value =>
+    g.op('SimplifiedLayerNormalization', [x, g.initializer(name, 'float32', [c.dim], w)], {
+      axis: attr.int(-1), epsilon: attr.float(c.rmsNormEps),
+    });
+
+  const linear = (x: Value, wOutIn: Float32Array, outDim: number, inDim: number, name: string): Value =>
+    g.op('MatMul', [x, g.initializer(name, 'float32', [inDim, outDim], transpose2d(wOutIn, outDim, inDim))]);
+
+  // ---- hook application -------------------------------------------------------------------------
+  const contextFor = (layer: number, kind: HookKind, owner: string): FragmentContext => ({
+    g, config: c, layer, hook: hookName(layer, kind), owner,
+    rowInput(name: string, dtype: DType, dims: Dim[]) {
+      const hit = rowInputs.get(name);
+      if (hit) {
+        if (hit.spec.owner !== owner) throw new Error(`row input '${name}' belongs to ${hit.spec.owner}`);
+        return hit.value;
+      }
+      const spec: RowInputSpec = { name, dtype, dims, owner };
+      const value = g.input(name, dtype, [B, ...dims]);
+      rowInputs.set(name, { spec, value });
+      return value;
+    },
+    rowState: (name, dims, update) => declareState(owner, name, dims, update),
+    geometry(which: GeometryInput) {
+      let v = geometry.get(which);
+      if (!v) {
+        const dims: Dim[] = which === 'queryValid' ? [B, T] : which === 'keyPositions' ? [B, DIM.keys] : [B];
+        v = g.input(GEOMETRY_INPUTS[which], 'float32', dims);
+        geometry.set(which, v);
+      }
+      return v;
+    },
+  });
+
+  const hook = (layer: number, kind: HookKind, x: Value): Value => {
+    let out = x;
+    for (const f of fragments) {
+      if (f.hook !== kind || (f.layers && !f.layers(layer, c))) continue;
+      out = f.build(out, contextFor(layer, kind, f.owner));
+    }
+    return out;
+  };
+
+  // ---- the decoder --------------------------------------------------------------------------------
+  const tokensTable = inputKind === 'ids' ? g.initializer('embed_tokens', 'float32', [c.vocabSize, c.dim], weights.tokenEmbedding) : null;
+  let resid = tokensTable
+    ? g.op('Gather', [tokensTable, tokens], {}, hookName(0, 'hook_resid_pre'))
+    : g.op('Identity', [tokens], {}, hookName(0, 'hook_resid_pre'));
+
+  const scale = g.constFloat(1 / Math.sqrt(hd));
+  weights.layers.forEach((lw, l) => {
+    resid = hook(l, 'hook_resid_pre', resid);
+    const p = `layers.${l}`;
+    const xn = rmsNorm(resid, lw.attnNorm, `${p}.attn_norm`);
+
+    // Fused q/k/v projection: one MatMul instead of three (tiny models are op-overhead bound).
+    const qkvW = concatColumns([
+      transpose2d(lw.wq, H * hd, c.dim), transpose2d(lw.wk, KV * hd, c.dim), transpose2d(lw.wv, KV * hd, c.dim),
+    ], c.dim, [H * hd, KV * hd, KV * hd]);
+    let qkv = g.op('MatMul', [xn, g.initializer(`${p}.qkv_proj`, 'float32', [c.dim, (H + 2 * KV) * hd], qkvW)]);
+    if (lw.bq && lw.bk && lw.bv) {
+      const bias = new Float32Array((H + 2 * KV) * hd);
+      bias.set(lw.bq, 0); bias.set(lw.bk, H * hd); bias.set(lw.bv, (H + KV) * hd);
+      qkv = g.op('Add', [qkv, g.initializer(`${p}.qkv_bias`, 'float32', [bias.length], bias)]);
+    }
+    const [q0, k0, v0] = g.opMulti('Split', [qkv, i64([H * hd, KV * hd, KV * hd])], 3, { axis: attr.int(-1) }) as [Value, Value, Value];
+    const q = g.op('Reshape', [rope(g.op('Mul', [q0, scale]), H), i64([0, 0, H, hd])]);
+    const k = g.op('Reshape', [rope(k0, KV), i64([0, 0, KV, hd])]);
+    const v = g.op('Reshape', [v0, i64([0, 0, KV, hd])]);
+
+    const perm = { perm: attr.ints([0, 2, 1, 3]) };
+    const kNew = g.op('Transpose', [k], perm); // [B,KV,T,hd]
+    const vNew = g.op('Transpose', [v], perm);
+    const pastK = declareState('decoder', DECODER_IO.pastKey(l), [KV, KEYS_AXIS, hd], 'append');
+    const pastV = declareState('decoder', DECODER_IO.pastValue(l), [KV, KEYS_AXIS, hd], 'append');
+    pastK.setNext(kNew);
+    pastV.setNext(vNew);
+
+    // Query heads grouped by their KV head: [B,KV,rep*T,hd], so GQA never materialises repeated K/V.
+    const qGroups = g.op('Reshape', [g.op('Transpose', [q], perm), shapeGroupsByKeys]);
+    const kT = { perm: attr.ints([0, 1, 3, 2]) };
+    const scoresPast = g.op('Reshape', [g.op('MatMul', [qGroups, g.op('Transpose', [pastK.value], kT)]), shapeHeadsByKeys]);
+    const scoresNew = g.op('Reshape', [g.op('MatMul', [qGroups, g.op('Transpose', [kNew], kT)]), shapeHeadsByKeys]);
+    let scores = g.op('Concat', [g.op('Add', [scoresPast, pastBias]), g.op('Add', [scoresNew, causalBias])], { axis: attr.int(3) }, hookName(l, 'attn.hook_attn_scores'));
+    scores = hook(l, 'attn.hook_attn_scores', scores);
+    let probs = g.op('Softmax', [scores], { axis: attr.int(-1) }, hookName(l, 'attn.hook_pattern'));
+    probs = hook(l, 'attn.hook_pattern', probs);
+
+    const [pPast, pNew] = g.opMulti('Split', [probs, splitPastNew], 2, { axis: attr.int(3) }) as [Value, Value];
+    const zGroups = g.op('Add', [
+      g.op('MatMul', [g.op('Reshape', [pPast, shapeGroupsByKeys]), pastV.value]),
+      g.op('MatMul', [g.op('Reshape', [pNew, shapeGroupsByKeys]), vNew]),
+    ]);
+    let z = g.op('Reshape', [zGroups, shapeHeadsByKeys], {}, hookName(l, 'attn.hook_z')); // [B,H,T,hd]
+    z = hook(l, 'attn.hook_z', z);
+    const merged = g.op('Reshape', [g.op('Transpose', [z], perm), i64([0, 0, H * hd])]);
+    const attnOut = linear(merged, lw.wo, c.dim, H * hd, `${p}.o_proj`);
+    const mid = g.op('Add', [resid, attnOut]);
+
+    const xn2 = rmsNorm(mid, lw.ffnNorm, `${p}.ffn_norm`);
+    const guW = concatColumns([transpose2d(lw.wGate, c.hiddenDim, c.dim), transpose2d(lw.wUp, c.hiddenDim, c.dim)], c.dim, [c.hiddenDim, c.hiddenDim]);
+    const gu = g.op('MatMul', [xn2, g.initializer(`${p}.gate_up_proj`, 'float32', [c.dim, 2 * c.hiddenDim], guW)]);
+    const [gate, up] = g.opMulti('Split', [gu, i64([c.hiddenDim, c.hiddenDim])], 2, { axis: attr.int(-1) }) as [Value, Value];
+    const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
+    const ffnOut = linear(act, lw.wDown, c.dim, c.hiddenDim, `${p}.down_proj`);
+    const nextName = l + 1 < c.nLayers ? hookName(l + 1, 'hook_resid_pre') : undefined;
+    resid = g.op('Add', [mid, ffnOut], {}, nextName);
+  });
+
+  // Only the requested positions reach the LM head: prefill usually needs just the last one.
+  const gatherIdx = g.op('Expand', [
+    g.op('Unsqueeze', [logitPositions, i64([-1])]),
+    g.op('Concat', [shapeOf(logitPositions), i64([c.dim])], { axis: attr.int(0) }),
+  ]);
+  const picked = g.op('GatherElements', [resid, gatherIdx], { axis: attr.int(1) });
+  const normed = rmsNorm(picked, weights.finalNorm, 'final_norm');
+  // Gemm with transB reads the [vocab, dim] table as stored, so a tied classifier shares the
+  // embedding initializer instead of holding a transposed copy.
+  const lmHeadTable = weights.lmHead === weights.tokenEmbedding && inputKind === 'ids'
+    ? tokensTable!
+    : g.initializer('lm_head', 'float32', [c.vocabSize, c.dim], weights.lmHead);
+  const flat = g.op('Reshape', [normed, i64([-1, c.dim])]);
+  const logitsFlat = g.op('Gemm', [flat, lmHeadTable], { transB: attr.int(1) });
+  const logits = g.op('Reshape', [logitsFlat, g.op('Concat', [shapeOf(logitPositions), i64([c.vocabSize])], { axis: attr.int(0) })]);
+  g.output(logits, 'float32', [B, DIM.logitRows, c.vocabSize], DECODER_IO.logits);
+
+  for (const s of stateOutputs) {
+    if (!s.next) throw new Error(`state '${s.spec.name}' (${s.spec.owner}) was declared but never updated`);
+    const dims: Dim[] = [B, ...s.spec.dims.map((d) => (d === KEYS_AXIS ? (s.spec.update === 'append' ? T : DIM.keys) : d))];
+    g.output(s.next, 'float32', dims, s.spec.outputName);
+  }
+
+  return {
+    bytes: g.toBytes(),
+    config: c,
+    input: inputKind,
+    inputs: [...g.inputs],
+    outputs: [...g.outputs],
+    states,
+    rowInputs: [...rowInputs.values()].map((r) => r.spec),
+    geometry: [...geometry.keys()],
+    fragmentOwners: [...new Set(fragments.map((f) => f.owner))],
+    nodeCount: g.nodeCount,
+  };
+}
+
+export { HOOK_KINDS };

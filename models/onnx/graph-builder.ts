@@ -1,0 +1,197 @@
+/**
+ * A small typed builder for ONNX graphs. It names values, keeps nodes in topological order (they are
+ * appended as they are created, and a node can only consume values that already exist), tags every
+ * attribute with its type (onnx-proto requires it), and serialises with onnx-proto.
+ */
+import { onnx, type OnnxNamespace } from './onnx-proto.js';
+
+export type DType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool';
+/** A dimension: a fixed size, or a symbolic name shared across inputs (e.g. 'batch'). */
+export type Dim = number | string;
+
+const ONNX_DTYPE: Record<DType, number> = {
+  float32: onnx.TensorProto.DataType.FLOAT,
+  float16: onnx.TensorProto.DataType.FLOAT16,
+  int64: onnx.TensorProto.DataType.INT64,
+  int32: onnx.TensorProto.DataType.INT32,
+  bool: onnx.TensorProto.DataType.BOOL,
+};
+
+/** A value flowing through the graph. Only its builder can create one, so names are always known. */
+export class Value {
+  /** @internal */
+  constructor(readonly name: string, readonly builder: GraphBuilder) {}
+}
+
+export type Attr =
+  | { kind: 'int'; value: number }
+  | { kind: 'ints'; value: readonly number[] }
+  | { kind: 'float'; value: number }
+  | { kind: 'string'; value: string };
+
+export const attr = {
+  int: (value: number): Attr => ({ kind: 'int', value }),
+  ints: (value: readonly number[]): Attr => ({ kind: 'ints', value }),
+  float: (value: number): Attr => ({ kind: 'float', value }),
+  string: (value: string): Attr => ({ kind: 'string', value }),
+};
+
+export interface ValueInfo {
+  name: string;
+  dtype: DType;
+  dims: Dim[];
+}
+
+type TensorData = Float32Array | BigInt64Array | Int32Array | Uint8Array | Uint16Array;
+
+export class GraphBuilder {
+  private readonly nodes: OnnxNamespace.INodeProto[] = [];
+  private readonly initializers: OnnxNamespace.ITensorProto[] = [];
+  private readonly inputsInfo: ValueInfo[] = [];
+  private readonly outputsInfo: ValueInfo[] = [];
+  private readonly names = new Set<string>();
+  private readonly constCache = new Map<string, Value>();
+  private counter = 0;
+
+  constructor(readonly graphName: string, readonly opset = 17) {}
+
+  /** A unique value name built from a readable prefix. */
+  fresh(prefix: string): string {
+    let name = `${prefix}_${this.counter++}`;
+    while (this.names.has(name)) name = `${prefix}_${this.counter++}`;
+    return name;
+  }
+
+  private claim(name: string): string {
+    if (this.names.has(name)) throw new Error(`graph ${this.graphName}: value name '${name}' is already used`);
+    this.names.add(name);
+    return name;
+  }
+
+  input(name: string, dtype: DType, dims: Dim[]): Value {
+    this.inputsInfo.push({ name: this.claim(name), dtype, dims });
+    return new Value(name, this);
+  }
+
+  output(value: Value, dtype: DType, dims: Dim[], name?: string): void {
+    let v = value;
+    if (name !== undefined && name !== value.name) v = this.op('Identity', [value], {}, name);
+    this.outputsInfo.push({ name: v.name, dtype, dims });
+  }
+
+  get inputs(): readonly ValueInfo[] {
+    return this.inputsInfo;
+  }
+
+  get outputs(): readonly ValueInfo[] {
+    return this.outputsInfo;
+  }
+
+  /** A weight or constant tensor stored in the model. */
+  initializer(name: string, dtype: DType, dims: number[], data: TensorData): Value {
+    const count = dims.reduce((a, b) => a * b, 1);
+    if (data.length !== count) throw new Error(`initializer ${name}: ${data.length} elements for dims [${dims}]`);
+    const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    this.initializers.push({ name: this.claim(name), dataType: ONNX_DTYPE[dtype], dims, rawData: raw });
+    return new Value(name, this);
+  }
+
+  /** Small constants, de-duplicated so repeated shapes and scalars share one initializer. */
+  constFloat(values: number | readonly number[], dims?: number[]): Value {
+    const arr = typeof values === 'number' ? [values] : values;
+    const d = dims ?? (typeof values === 'number' ? [] : [arr.length]);
+    return this.cachedConst(`f:${d}:${arr.join(',')}`, 'float32', d, Float32Array.from(arr));
+  }
+
+  constInt64(values: number | readonly number[], dims?: number[]): Value {
+    const arr = typeof values === 'number' ? [values] : values;
+    const d = dims ?? (typeof values === 'number' ? [] : [arr.length]);
+    return this.cachedConst(`i:${d}:${arr.join(',')}`, 'int64', d, BigInt64Array.from(arr.map((v) => BigInt(v))));
+  }
+
+  private cachedConst(key: string, dtype: DType, dims: number[], data: TensorData): Value {
+    const hit = this.constCache.get(key);
+    if (hit) return hit;
+    const v = this.initializer(this.fresh('const'), dtype, dims, data);
+    this.constCache.set(key, v);
+    return v;
+  }
+
+  /** Appends one node. Pass `outputName` to give its (first) output an exact name, e.g. a hook point. */
+  op(opType: string, inputs: (Value | null)[], attrs: Record<string, Attr> = {}, outputName?: string, domain = ''): Value {
+    return this.opMulti(opType, inputs, 1, attrs, outputName ? [outputName] : undefined, domain)[0]!;
+  }
+
+  opMulti(
+    opType: string,
+    inputs: (Value | null)[],
+    outputCount: number,
+    attrs: Record<string, Attr> = {},
+    outputNames?: string[],
+    domain = '',
+  ): Value[] {
+    for (const i of inputs) {
+      if (i && i.builder !== this) throw new Error(`${opType}: input ${i.name} belongs to another graph`);
+      if (i && !this.names.has(i.name)) throw new Error(`${opType}: input ${i.name} does not exist yet`);
+    }
+    const outs = Array.from({ length: outputCount }, (_, k) =>
+      this.claim(outputNames?.[k] ?? this.fresh(opType.toLowerCase())),
+    );
+    this.nodes.push({
+      opType,
+      domain,
+      name: this.fresh(`n_${opType}`),
+      input: inputs.map((i) => (i ? i.name : '')),
+      output: outs,
+      attribute: Object.entries(attrs).map(([name, a]) => toAttributeProto(name, a)),
+    });
+    return outs.map((n) => new Value(n, this));
+  }
+
+  get nodeCount(): number {
+    return this.nodes.length;
+  }
+
+  /** Serialises the model (IR 8). */
+  toBytes(): Uint8Array {
+    const valueInfo = (v: ValueInfo): OnnxNamespace.IValueInfoProto => ({
+      name: v.name,
+      type: {
+        tensorType: {
+          elemType: ONNX_DTYPE[v.dtype],
+          shape: { dim: v.dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+        },
+      },
+    });
+    const model = onnx.ModelProto.create({
+      irVersion: 8,
+      producerName: 'attune',
+      opsetImport: [
+        { domain: '', version: this.opset },
+        { domain: 'com.microsoft', version: 1 },
+      ],
+      graph: {
+        name: this.graphName,
+        node: this.nodes,
+        initializer: this.initializers,
+        input: this.inputsInfo.map(valueInfo),
+        output: this.outputsInfo.map(valueInfo),
+      },
+    });
+    return onnx.ModelProto.encode(model).finish();
+  }
+}
+
+function toAttributeProto(name: string, a: Attr): OnnxNamespace.IAttributeProto {
+  const T = onnx.AttributeProto.AttributeType;
+  switch (a.kind) {
+    case 'int':
+      return { name, type: T.INT, i: a.value };
+    case 'ints':
+      return { name, type: T.INTS, ints: [...a.value] };
+    case 'float':
+      return { name, type: T.FLOAT, f: a.value };
+    case 'string':
+      return { name, type: T.STRING, s: new TextEncoder().encode(a.value) };
+  }
+}
