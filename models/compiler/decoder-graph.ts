@@ -138,13 +138,13 @@ export function compileDecoder(weights: DecoderWeights, options: CompileOptions 
   // ---- hook application -------------------------------------------------------------------------
   const contextFor = (layer: number, kind: HookKind, owner: string): FragmentContext => ({
     g, config: c, layer, hook: hookName(layer, kind), owner,
-    rowInput(name: string, dtype: DType, dims: Dim[]) {
+    rowInput(name: string, dtype: DType, dims: Dim[], identity: number) {
       const hit = rowInputs.get(name);
       if (hit) {
         if (hit.spec.owner !== owner) throw new Error(`row input '${name}' belongs to ${hit.spec.owner}`);
         return hit.value;
       }
-      const spec: RowInputSpec = { name, dtype, dims, owner };
+      const spec: RowInputSpec = { name, dtype, dims, owner, identity };
       const value = g.input(name, dtype, [B, ...dims]);
       rowInputs.set(name, { spec, value });
       return value;

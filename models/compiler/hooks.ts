@@ -50,6 +50,8 @@ export interface RowInputSpec {
   dtype: DType;
   dims: Dim[];
   owner: string;
+  /** The value every element takes in rows where the owner is off. */
+  identity: number;
 }
 
 /** Step geometry inputs that fragments may ask for; the engine feeds whichever the graph has. */
@@ -69,8 +71,11 @@ export interface FragmentContext {
   readonly layer: number;
   readonly hook: string;
   readonly owner: string;
-  /** Declares (once per graph; later calls return the same value) a per-row control input. */
-  rowInput(name: string, dtype: DType, dims: Dim[]): Value;
+  /**
+   * Declares (once per graph; later calls return the same value) a per-row control input
+   * `[batch, ...dims]`. `identity` is what rows with this calibrator off are fed.
+   */
+  rowInput(name: string, dtype: DType, dims: Dim[], identity: number): Value;
   /** Declares a per-row state; returns its current value and a setter for the updated value. */
   rowState(name: string, dims: RowStateSpec['dims'], update: RowStateSpec['update']): { value: Value; setNext(next: Value): void };
   /** Step geometry, added to the graph's inputs on first use. */

@@ -53,6 +53,8 @@ export interface GenerationRequest {
   sampling: SamplingParams;
   /** Calibrator id -> resolved config, already validated at the edge. Absent ids are off. */
   calibration: Record<string, unknown>;
+  /** How much each calibrator reports: 'full' adds per-layer and per-head detail. */
+  calibrationDetail?: 'summary' | 'full';
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';

@@ -1,0 +1,68 @@
+/**
+ * onnxruntime sessions for compiled decoders: provider fallback and strict feed-name checks.
+ * Only the engine worker imports this module; the main thread never runs a session.
+ */
+import ort from 'onnxruntime-node';
+import type { CompiledDecoder } from '../../models/compiler/decoder-graph.js';
+
+export type OrtTensor = ort.Tensor;
+export const OrtTensorCtor = ort.Tensor;
+
+export interface SessionOptions {
+  /** Execution providers to try, in order; CPU is always the last resort. */
+  providers?: string[];
+  intraOpThreads?: number;
+  optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+}
+
+export class DecoderSession {
+  private readonly inputNames: Set<string>;
+  readonly provider: string;
+
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly graph: CompiledDecoder,
+    provider: string,
+  ) {
+    this.inputNames = new Set(session.inputNames);
+    this.provider = provider;
+  }
+
+  static async create(graph: CompiledDecoder, opts: SessionOptions = {}): Promise<DecoderSession> {
+    const base: ort.InferenceSession.SessionOptions = {
+      intraOpNumThreads: opts.intraOpThreads ?? 1,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: opts.optimization ?? 'all',
+      executionMode: 'sequential',
+    };
+    const wanted = (opts.providers ?? ['cpu']).filter((p) => p !== 'cpu');
+    // ORT does not fall back by itself: ['cuda','cpu'] throws when the CUDA library is missing.
+    for (const provider of wanted) {
+      try {
+        const s = await ort.InferenceSession.create(graph.bytes, { ...base, executionProviders: [provider] });
+        return new DecoderSession(s, graph, provider);
+      } catch {
+        // fall through to the next provider
+      }
+    }
+    const s = await ort.InferenceSession.create(graph.bytes, { ...base, executionProviders: ['cpu'] });
+    return new DecoderSession(s, graph, 'cpu');
+  }
+
+  /**
+   * Runs one step. ORT silently ignores unknown feed names and only complains about missing ones
+   * one at a time, so both are checked here against the session's real input list.
+   */
+  async run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+    const unknown = Object.keys(feeds).filter((k) => !this.inputNames.has(k));
+    const missing = [...this.inputNames].filter((k) => !(k in feeds));
+    if (unknown.length || missing.length) {
+      throw new Error(`decoder feeds do not match the graph: unknown [${unknown.join(', ')}], missing [${missing.join(', ')}]`);
+    }
+    return this.session.run(feeds);
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,40 @@
+/** Messages between the engine client (main thread) and the engine worker. */
+import type { DecoderConfig } from '../../models/checkpoint/decoder-weights.js';
+import type { ResolvedModel } from '../../models/resolve.js';
+import type { EngineOptions } from './engine-options.js';
+import type { EngineEvent, GenerationRequest } from './types.js';
+
+export interface WorkerInit {
+  model: ResolvedModel;
+  options: EngineOptions;
+}
+
+export interface EngineStats {
+  running: number;
+  waiting: number;
+  slotsInUse: number;
+  maxSlots: number;
+  capacity: number;
+}
+
+export interface ModelInfo {
+  name: string;
+  config: DecoderConfig;
+  maxModelLen: number;
+  calibrators: string[];
+  provider: string;
+  loadMs: number;
+}
+
+export type ToWorker =
+  | { type: 'submit'; req: GenerationRequest }
+  | { type: 'abort'; id: string }
+  | { type: 'probe'; nonce: number }
+  | { type: 'shutdown' };
+
+export type FromWorker =
+  | { type: 'ready'; info: ModelInfo }
+  | { type: 'events'; events: EngineEvent[]; stats: EngineStats }
+  | { type: 'rejected'; id: string; message: string }
+  | { type: 'probe'; nonce: number; ok: boolean; message?: string }
+  | { type: 'fatal'; message: string };

@@ -1,0 +1,98 @@
+/**
+ * Builds the fixed decoder inputs for one engine step: token ids, positions, masks, which positions
+ * get logits, and the step geometry that calibrator fragments may read.
+ */
+import { OrtTensorCtor, type OrtTensor } from './ort-session.js';
+import { DECODER_IO } from '../../models/compiler/decoder-graph.js';
+import { GEOMETRY_INPUTS, type GeometryInput } from '../../models/compiler/hooks.js';
+
+export interface StepRow {
+  /** Real new tokens for this row (≥ 1). */
+  tokens: readonly number[];
+  /** Positions already in the cache. */
+  past: number;
+  /** Logits for every new token (prompt logprobs) or only the last one. */
+  allLogits: boolean;
+}
+
+export interface StepShape {
+  rows: readonly StepRow[];
+  /** Padded new-token count: the longest row. */
+  newTokens: number;
+  /** Past capacity fed this step (0 for a fresh prefill). */
+  fedCap: number;
+  /** Logit rows per batch row. */
+  logitRows: number;
+}
+
+export function stepShape(rows: readonly StepRow[], fedCap: number): StepShape {
+  const newTokens = Math.max(...rows.map((r) => r.tokens.length));
+  return { rows, newTokens, fedCap, logitRows: rows.some((r) => r.allLogits) ? newTokens : 1 };
+}
+
+/** Index into a step's logits output for row b's new token t. */
+export function logitRowIndex(shape: StepShape, b: number, t: number): number {
+  return b * shape.logitRows + (shape.logitRows === 1 ? 0 : t);
+}
+
+const causalCache = new Map<string, Float32Array>();
+
+export function buildStepFeeds(shape: StepShape, maxPosition: number, geometry: readonly GeometryInput[]): Record<string, OrtTensor> {
+  const { rows, newTokens: T, fedCap: C, logitRows: R } = shape;
+  const B = rows.length;
+  const ids = new BigInt64Array(B * T);
+  const pos = new BigInt64Array(B * T);
+  const pastBias = new Float32Array(B * C);
+  const logitPos = new BigInt64Array(B * R);
+  rows.forEach((r, b) => {
+    const n = r.tokens.length;
+    for (let t = 0; t < T; t++) {
+      // Padding repeats the last real token at a clamped position: harmless, never read back.
+      ids[b * T + t] = BigInt(r.tokens[Math.min(t, n - 1)]!);
+      pos[b * T + t] = BigInt(Math.min(r.past + t, maxPosition - 1));
+    }
+    pastBias.fill(-Infinity, b * C + Math.min(r.past, C), (b + 1) * C);
+    if (R === 1) logitPos[b] = BigInt(n - 1);
+    else for (let t = 0; t < R; t++) logitPos[b * R + t] = BigInt(Math.min(t, n - 1));
+  });
+
+  const feeds: Record<string, OrtTensor> = {
+    [DECODER_IO.inputIds]: new OrtTensorCtor('int64', ids, [B, T]),
+    [DECODER_IO.positionIds]: new OrtTensorCtor('int64', pos, [B, T]),
+    [DECODER_IO.pastBias]: new OrtTensorCtor('float32', pastBias, [B, 1, 1, C]),
+    [DECODER_IO.causalBias]: new OrtTensorCtor('float32', causalBias(B, T), [B, 1, T, T]),
+    [DECODER_IO.logitPositions]: new OrtTensorCtor('int64', logitPos, [B, R]),
+  };
+
+  for (const g of geometry) {
+    if (g === 'queryValid') {
+      const qv = new Float32Array(B * T);
+      rows.forEach((r, b) => qv.fill(1, b * T, b * T + r.tokens.length));
+      feeds[GEOMETRY_INPUTS.queryValid] = new OrtTensorCtor('float32', qv, [B, T]);
+    } else if (g === 'keyPositions') {
+      const K = C + T;
+      const kp = new Float32Array(B * K).fill(-1);
+      rows.forEach((r, b) => {
+        for (let j = 0; j < Math.min(r.past, C); j++) kp[b * K + j] = j;
+        for (let t = 0; t < r.tokens.length; t++) kp[b * K + C + t] = r.past + t;
+      });
+      feeds[GEOMETRY_INPUTS.keyPositions] = new OrtTensorCtor('float32', kp, [B, K]);
+    } else {
+      feeds[GEOMETRY_INPUTS.seqLens] = new OrtTensorCtor('float32', Float32Array.from(rows, (r) => r.past + r.tokens.length), [B]);
+    }
+  }
+  return feeds;
+}
+
+/** The causal mask among new tokens; identical for every row because padding sits at the end. */
+function causalBias(B: number, T: number): Float32Array {
+  const key = `${B}x${T}`;
+  let m = causalCache.get(key);
+  if (!m) {
+    m = new Float32Array(B * T * T);
+    for (let b = 0; b < B; b++) for (let q = 0; q < T; q++) m.fill(-Infinity, (b * T + q) * T + q + 1, (b * T + q + 1) * T);
+    if (causalCache.size > 64) causalCache.clear();
+    causalCache.set(key, m);
+  }
+  return m;
+}

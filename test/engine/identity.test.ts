@@ -1,0 +1,41 @@
+/** A no-op fragment at every hook point must leave the output bit-identical to the plain graph. */
+import { describe, it, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { stories260K } from '../helpers/models-dir.js';
+import { loadLlama2cFixture, fixtureEngineModel, type FixtureModel } from '../helpers/load-fixture-model.js';
+import { InProcessEngine, request } from '../helpers/engine-harness.js';
+import { noopFragments } from '../../models/compiler/noop-fragments.js';
+import { HOOK_KINDS } from '../../models/compiler/hooks.js';
+
+describe('identity: no-op fragments at every hook', { skip: !existsSync(stories260K.checkpoint) && 'models dir missing' }, () => {
+  let m: FixtureModel;
+  before(async () => {
+    m = await loadLlama2cFixture(stories260K);
+  });
+
+  it('gives bit-identical logits to the plain graph over prefill and decode', async () => {
+    const plainModel = await fixtureEngineModel(m);
+    const hookedModel = await fixtureEngineModel(m, { extraFragments: noopFragments(), plainFastPath: false });
+    assert.equal(hookedModel.plain, null, 'every step must run the hooked graph');
+    // Every hook kind of every layer got its fragment.
+    const hooked = hookedModel.calibrated!.graph;
+    assert.ok(hooked.nodeCount >= plainModel.plain!.graph.nodeCount + HOOK_KINDS.length * m.weights.config.nLayers);
+    assert.deepEqual(hooked.rowInputs.map((r) => r.name), ['noop.scale']);
+
+    const prompt = m.tokenizer.encode('Once upon a time, there was a dog who liked to run.', { addBos: true });
+    const runs = [];
+    for (const model of [plainModel, hookedModel]) {
+      const engine = new InProcessEngine(model, { prefillChunk: 8 }, true);
+      runs.push(await engine.run(request('x', prompt, { maxTokens: 40, promptLogprobs: 0 })));
+    }
+    const [plain, withHooks] = runs as [NonNullable<(typeof runs)[0]>, NonNullable<(typeof runs)[0]>];
+    assert.deepEqual(withHooks.tokenIds, plain.tokenIds);
+    assert.equal(withHooks.logits.size, plain.logits.size);
+    for (const [pos, logits] of plain.logits) {
+      const other = withHooks.logits.get(pos)!;
+      const firstDiff = logits.findIndex((v, i) => !Object.is(v, other[i]));
+      assert.equal(firstDiff, -1, `position ${pos}: logits differ at vocab index ${firstDiff}`);
+    }
+  });
+});
