@@ -36,6 +36,13 @@ export interface RowStep {
   state(name: string): Float32Array;
   /** Current capacity of the position axis in state buffers. */
   readonly capacity: number;
+  /**
+   * The key axis of this step's attention tensors is `[fedCap past slots | paddedNewTokens new]`:
+   * past slot j holds position j (filled when j < past); new key t holds position past + t (real
+   * when t < newTokens).
+   */
+  readonly fedCap: number;
+  readonly paddedNewTokens: number;
 }
 
 /** Writes this row's slice of one control input (`values` covers the per-row dims, row-major). */

@@ -8,12 +8,10 @@
  * Attention over `[past | new]` keys is computed as two MatMuls whose scores are concatenated, so the
  * cache is never copied inside the graph either.
  */
-import { attr, GraphBuilder, type DType, type Dim, type Value, type ValueInfo } from '../onnx/graph-builder.js';
+import { attr, GraphBuilder, type Value, type ValueInfo } from '../onnx/graph-builder.js';
 import type { DecoderConfig, DecoderWeights } from '../checkpoint/decoder-weights.js';
-import {
-  DIM, GEOMETRY_INPUTS, HOOK_KINDS, KEYS_AXIS, hookName,
-  type FragmentContext, type GeometryInput, type HookFragment, type HookKind, type RowInputSpec, type RowStateSpec,
-} from './hooks.js';
+import { DIM, HOOK_KINDS, KEYS_AXIS, hookName, type GeometryInput, type HookFragment, type HookKind, type RowInputSpec, type RowStateSpec } from './hooks.js';
+import { FragmentHost } from './fragment-host.js';
 import { transpose2d, concatColumns } from './weights-layout.js';
 
 export type DecoderInputKind = 'ids' | 'embeds';
@@ -65,10 +63,7 @@ export function compileDecoder(weights: DecoderWeights, options: CompileOptions 
   const g = new GraphBuilder(options.name ?? 'attune_decoder');
   const H = c.nHeads, KV = c.nKvHeads, hd = c.headDim, rep = H / KV;
 
-  const states: RowStateSpec[] = [];
-  const stateOutputs: { spec: RowStateSpec; next: Value | null }[] = [];
-  const rowInputs = new Map<string, { spec: RowInputSpec; value: Value }>();
-  const geometry = new Map<GeometryInput, Value>();
+  const host = new FragmentHost(g, c);
 
   // ---- inputs ---------------------------------------------------------------------------------
   const B = DIM.batch, T = DIM.queries, C = DIM.past;
@@ -79,17 +74,6 @@ export function compileDecoder(weights: DecoderWeights, options: CompileOptions 
   const pastBias = g.input(DECODER_IO.pastBias, 'float32', [B, 1, 1, C]);
   const causalBias = g.input(DECODER_IO.causalBias, 'float32', [B, 1, T, T]);
   const logitPositions = g.input(DECODER_IO.logitPositions, 'int64', [B, DIM.logitRows]);
-
-  const declareState = (owner: string, name: string, dims: RowStateSpec['dims'], update: RowStateSpec['update']) => {
-    if (states.some((s) => s.name === name)) throw new Error(`state '${name}' declared twice`);
-    const spec: RowStateSpec = { name, outputName: `${name}.update`, dims, update, owner };
-    states.push(spec);
-    const graphDims: Dim[] = [B, ...dims.map((d) => (d === KEYS_AXIS ? C : d))];
-    const value = g.input(name, 'float32', graphDims);
-    const slot = { spec, next: null as Value | null };
-    stateOutputs.push(slot);
-    return { value, setNext: (next: Value) => { slot.next = next; } };
-  };
 
   // ---- shapes shared by every layer -------------------------------------------------------------
   const i64 = (v: number | number[]) => g.constInt64(v);
@@ -135,40 +119,7 @@ export function compileDecoder(weights: DecoderWeights, options: CompileOptions 
   const linear = (x: Value, wOutIn: Float32Array, outDim: number, inDim: number, name: string): Value =>
     g.op('MatMul', [x, g.initializer(name, 'float32', [inDim, outDim], transpose2d(wOutIn, outDim, inDim))]);
 
-  // ---- hook application -------------------------------------------------------------------------
-  const contextFor = (layer: number, kind: HookKind, owner: string): FragmentContext => ({
-    g, config: c, layer, hook: hookName(layer, kind), owner,
-    rowInput(name: string, dtype: DType, dims: Dim[], identity: number) {
-      const hit = rowInputs.get(name);
-      if (hit) {
-        if (hit.spec.owner !== owner) throw new Error(`row input '${name}' belongs to ${hit.spec.owner}`);
-        return hit.value;
-      }
-      const spec: RowInputSpec = { name, dtype, dims, owner, identity };
-      const value = g.input(name, dtype, [B, ...dims]);
-      rowInputs.set(name, { spec, value });
-      return value;
-    },
-    rowState: (name, dims, update) => declareState(owner, name, dims, update),
-    geometry(which: GeometryInput) {
-      let v = geometry.get(which);
-      if (!v) {
-        const dims: Dim[] = which === 'queryValid' ? [B, T] : which === 'keyPositions' ? [B, DIM.keys] : [B];
-        v = g.input(GEOMETRY_INPUTS[which], 'float32', dims);
-        geometry.set(which, v);
-      }
-      return v;
-    },
-  });
-
-  const hook = (layer: number, kind: HookKind, x: Value): Value => {
-    let out = x;
-    for (const f of fragments) {
-      if (f.hook !== kind || (f.layers && !f.layers(layer, c))) continue;
-      out = f.build(out, contextFor(layer, kind, f.owner));
-    }
-    return out;
-  };
+  const hook = (layer: number, kind: HookKind, x: Value): Value => host.apply(fragments, layer, kind, x);
 
   // ---- the decoder --------------------------------------------------------------------------------
   const tokensTable = inputKind === 'ids' ? g.initializer('embed_tokens', 'float32', [c.vocabSize, c.dim], weights.tokenEmbedding) : null;
@@ -200,8 +151,8 @@ export function compileDecoder(weights: DecoderWeights, options: CompileOptions 
     const perm = { perm: attr.ints([0, 2, 1, 3]) };
     const kNew = g.op('Transpose', [k], perm); // [B,KV,T,hd]
     const vNew = g.op('Transpose', [v], perm);
-    const pastK = declareState('decoder', DECODER_IO.pastKey(l), [KV, KEYS_AXIS, hd], 'append');
-    const pastV = declareState('decoder', DECODER_IO.pastValue(l), [KV, KEYS_AXIS, hd], 'append');
+    const pastK = host.declareState('decoder', DECODER_IO.pastKey(l), [KV, KEYS_AXIS, hd], 'append');
+    const pastV = host.declareState('decoder', DECODER_IO.pastValue(l), [KV, KEYS_AXIS, hd], 'append');
     pastK.setNext(kNew);
     pastV.setNext(vNew);
 
@@ -253,11 +204,7 @@ export function compileDecoder(weights: DecoderWeights, options: CompileOptions 
   const logits = g.op('Reshape', [logitsFlat, g.op('Concat', [shapeOf(logitPositions), i64([c.vocabSize])], { axis: attr.int(0) })]);
   g.output(logits, 'float32', [B, DIM.logitRows, c.vocabSize], DECODER_IO.logits);
 
-  for (const s of stateOutputs) {
-    if (!s.next) throw new Error(`state '${s.spec.name}' (${s.spec.owner}) was declared but never updated`);
-    const dims: Dim[] = [B, ...s.spec.dims.map((d) => (d === KEYS_AXIS ? (s.spec.update === 'append' ? T : DIM.keys) : d))];
-    g.output(s.next, 'float32', dims, s.spec.outputName);
-  }
+  host.emitStateOutputs();
 
   return {
     bytes: g.toBytes(),
@@ -265,9 +212,9 @@ export function compileDecoder(weights: DecoderWeights, options: CompileOptions 
     input: inputKind,
     inputs: [...g.inputs],
     outputs: [...g.outputs],
-    states,
-    rowInputs: [...rowInputs.values()].map((r) => r.spec),
-    geometry: [...geometry.keys()],
+    states: host.states,
+    rowInputs: host.rowInputs,
+    geometry: host.geometry,
     fragmentOwners: [...new Set(fragments.map((f) => f.owner))],
     nodeCount: g.nodeCount,
   };

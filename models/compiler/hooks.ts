@@ -80,6 +80,8 @@ export interface FragmentContext {
   rowState(name: string, dims: RowStateSpec['dims'], update: RowStateSpec['update']): { value: Value; setNext(next: Value): void };
   /** Step geometry, added to the graph's inputs on first use. */
   geometry(which: GeometryInput): Value;
+  /** A value built once per graph and reused by every layer (per-step constants, shapes). */
+  shared(key: string, make: () => Value): Value;
 }
 
 /**

@@ -13,11 +13,12 @@ export function noopFragments(): HookFragment[] {
     owner: NOOP_OWNER,
     hook,
     build(x, ctx) {
-      const { g } = ctx;
-      const scale = ctx.rowInput('noop.scale', 'float32', [], 1);
-      // [B] → [B,1,1(,1)] so it broadcasts over [B,T,D] and [B,H,T,K] alike.
-      const trailing = hook === 'hook_resid_pre' ? [1, 1] : [1, 1, 1];
-      return g.op('Mul', [x, g.op('Reshape', [scale, g.constInt64([-1, ...trailing])])]);
+      // Per-row scales shaped to broadcast directly ([B,1,1] over [B,T,D]; [B,1,1,1] over
+      // [B,H,T,K]), so each hook costs exactly one op.
+      const scale = hook === 'hook_resid_pre'
+        ? ctx.rowInput('noop.scale_resid', 'float32', [1, 1], 1)
+        : ctx.rowInput('noop.scale_attn', 'float32', [1, 1, 1], 1);
+      return ctx.g.op('Mul', [x, scale]);
     },
   }));
 }

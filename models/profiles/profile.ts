@@ -16,6 +16,8 @@ export const ModelProfileSchema = z.object({
   act: z
     .object({
       heads: HeadSetSchema,
+      /** Layers that get ACT fragments; default 2..L-1, as the official code never calibrates 0 and 1. */
+      layers: z.array(z.number().int().min(0)).optional(),
       beta: z.number().min(0).max(1).optional(),
       threshold: z.number().gt(0).max(1).optional(),
       /** How the head set was made, for humans. */

@@ -306,7 +306,7 @@ export class EngineCore {
       const data = shape.fedCap === 0 ? new Float32Array(0) : single ? this.pool.rowView(spec.name, single) : this.pool.batchView(spec.name, B);
       feeds[spec.name] = new OrtTensorCtor('float32', data, this.pool.dims(spec, B, shape.fedCap));
     }
-    const rowSteps = rows.map((row, b) => this.rowStep(row, shape.rows[b]!));
+    const rowSteps = rows.map((row, b) => this.rowStep(row, shape.rows[b]!, shape));
     Object.assign(feeds, this.rowInputFeeds(graph.rowInputs, rows, rowSteps, shape));
 
     const out = await session.run(feeds);
@@ -323,11 +323,13 @@ export class EngineCore {
     return out;
   }
 
-  private rowStep(row: Row, sr: StepRow): RowStep {
+  private rowStep(row: Row, sr: StepRow, shape: StepShape): RowStep {
     const pool = this.pool;
     return {
       past: sr.past,
       newTokens: sr.tokens.length,
+      fedCap: shape.fedCap,
+      paddedNewTokens: shape.newTokens,
       promptLength: row.req.promptIds.length,
       isPrefill: row.phase === 'prefill',
       capacity: pool.capacity,

@@ -21,7 +21,7 @@ describe('identity: no-op fragments at every hook', { skip: !existsSync(stories2
     // Every hook kind of every layer got its fragment.
     const hooked = hookedModel.calibrated!.graph;
     assert.ok(hooked.nodeCount >= plainModel.plain!.graph.nodeCount + HOOK_KINDS.length * m.weights.config.nLayers);
-    assert.deepEqual(hooked.rowInputs.map((r) => r.name), ['noop.scale']);
+    assert.deepEqual(hooked.rowInputs.map((r) => r.name).sort(), ['noop.scale_attn', 'noop.scale_resid']);
 
     const prompt = m.tokenizer.encode('Once upon a time, there was a dog who liked to run.', { addBos: true });
     const runs = [];

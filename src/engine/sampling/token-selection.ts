@@ -18,8 +18,9 @@
  * Cost, for vocabulary V: min-p and top-k are decided on logits (`p_i ≥ minP · p_max` is
  * `l_i ≥ max + T · ln(minP)`; top-k is a single pass with a k-entry heap), so only their survivors are
  * exponentiated. Without them all V tokens need an exp (the normaliser needs them), which dominates.
- * top-p over many survivors buckets them by exponent and only sorts out the boundary bucket. No step
- * sorts the vocabulary; none allocates once the scratch has grown to V.
+ * top-p buckets the survivors by exponent in that same pass and only selects within the boundary
+ * bucket. No step sorts the vocabulary, and none allocates vocabulary-sized memory once the scratch
+ * has grown to V.
  *
  * Scratch buffers are reused: one SamplingScratch can serve every row that is sampled on the same
  * thread, one after another.
@@ -36,11 +37,11 @@ export const GREEDY_TEMPERATURE_EPS = 1e-5;
 // quadratic worst case on adversarial inputs.
 const SMALL_RANGE = 16;
 const MAX_ROUNDS = 48;
-// Above this many survivors, top-p buckets before selecting: quickselect's data-dependent branches
-// cost more than the bucketing pass. 1/64 nat per bucket up to an exponent of 64 (weights < 1e-27).
-const SMALL_NUCLEUS = 2048;
+// top-p buckets survivors by exponent (max − l) / T, 1/64 nat per bucket, up to an exponent of 64
+// (weights below 1e-27 share the last bucket), so that quickselect only ever sees one bucket.
 const BUCKETS_PER_NAT = 64;
 const NUCLEUS_BUCKETS = 64 * BUCKETS_PER_NAT;
+const LAST_BUCKET = NUCLEUS_BUCKETS - 1;
 
 export function isGreedy(params: Pick<SamplingParams, 'temperature'>): boolean {
   return params.temperature < GREEDY_TEMPERATURE_EPS;
@@ -65,7 +66,8 @@ export class SamplingScratch {
   count = 0;
   /** Permutable copy for selection (and the top-k heap), so `ids`/`weights` keep their id order. */
   work = new Float64Array(0);
-  /** Per-bucket mass for top-p over many survivors. */
+  /** Top-p: each survivor's exponent bucket (aligned with `ids`), and each bucket's mass. */
+  bucketOf = new Uint16Array(0);
   readonly bucketMass = new Float64Array(NUCLEUS_BUCKETS);
   /** Pre-processing logits, kept when processors would otherwise overwrite what logprobs need. */
   raw = new Float32Array(0);
@@ -75,6 +77,7 @@ export class SamplingScratch {
     this.ids = new Int32Array(vocabSize);
     this.weights = new Float64Array(vocabSize);
     this.work = new Float64Array(vocabSize);
+    this.bucketOf = new Uint16Array(vocabSize);
   }
 
   /** Copies `logits` into the reusable `raw` buffer and returns a view of exactly its length. */
@@ -129,26 +132,41 @@ export function filterCandidates(logits: Float32Array, params: SelectionParams, 
 
   let count = 0;
   let mass = 0;
-  for (let i = 0; i < n; i++) {
-    const v = logits[i]!;
-    // `v > -Infinity` also rejects NaN; the max itself always passes, so count >= 1.
-    if (v >= cut && v > -Infinity) {
-      const w = Math.exp((v - max) * invT);
-      ids[count] = i;
-      weights[count] = w;
-      mass += w;
-      count++;
-    }
-  }
-
   if (params.topP < 1) {
-    const tau =
-      count > SMALL_NUCLEUS
-        ? bucketedNucleusThreshold(logits, max, invT, scratch, count, params.topP * mass)
-        : nucleusThreshold(copyWeights(scratch, count), count, params.topP * mass);
-    count = keepAtLeast(ids, weights, count, tau);
+    // Same pass as below, also bucketing each survivor by its exponent for the top-p search; kept as a
+    // separate loop so the common path stays minimal.
+    const { bucketOf, bucketMass } = scratch;
+    const scale = invT * BUCKETS_PER_NAT;
+    bucketMass.fill(0);
+    for (let i = 0; i < n; i++) {
+      const v = logits[i]!;
+      if (v >= cut && v > -Infinity) {
+        const x = (max - v) * scale;
+        const b = x < LAST_BUCKET ? x | 0 : LAST_BUCKET;
+        const w = Math.exp((v - max) * invT);
+        ids[count] = i;
+        weights[count] = w;
+        bucketOf[count] = b;
+        bucketMass[b] += w;
+        mass += w;
+        count++;
+      }
+    }
+    count = keepAtLeast(ids, weights, count, bucketedNucleusThreshold(scratch, count, params.topP * mass));
     mass = 0;
     for (let j = 0; j < count; j++) mass += weights[j]!;
+  } else {
+    for (let i = 0; i < n; i++) {
+      const v = logits[i]!;
+      // `v > -Infinity` also rejects NaN; the max itself always passes, so count >= 1.
+      if (v >= cut && v > -Infinity) {
+        const w = Math.exp((v - max) * invT);
+        ids[count] = i;
+        weights[count] = w;
+        mass += w;
+        count++;
+      }
+    }
   }
 
   scratch.count = count;
@@ -201,8 +219,9 @@ function keepAtLeast(ids: Int32Array, values: Float64Array, count: number, thres
 }
 
 /**
- * Three-way partition of a[lo, hi) around `pivot` into [> pivot | == pivot | < pivot]; returns the
- * boundaries and the mass of the first two parts. Three-way, because logits are often heavily tied.
+ * Three-way partition of a[lo, hi) around `pivot` into [> pivot | == pivot | < pivot], reporting the
+ * boundaries and the mass of the first two parts in `out` (reused, to keep the loop allocation-free).
+ * Three-way, because logits are often heavily tied.
  */
 function partition(a: Float64Array, lo: number, hi: number, pivot: number, out: PartitionResult): void {
   let gt = lo;
@@ -275,41 +294,27 @@ export function kthLargestLogit(logits: Float32Array, k: number, cut: number, he
   return size < k ? -Infinity : heap[0]!;
 }
 
-function copyWeights(scratch: SamplingScratch, count: number): Float64Array {
-  const { weights, work } = scratch;
-  for (let j = 0; j < count; j++) work[j] = weights[j]!;
-  return work;
-}
-
 /**
- * nucleusThreshold for many survivors: bucket them by exponent (max − l) / T, find the bucket where the
- * cumulative mass crosses `target`, and resolve only that bucket's weights exactly. Buckets before it
- * hold strictly larger logits, so they are kept whole; buckets after it are dropped whole.
+ * nucleusThreshold via the exponent buckets filled by filterCandidates: find the bucket where the
+ * cumulative mass crosses `target` and resolve only that bucket's weights exactly. Earlier buckets hold
+ * strictly larger logits, so they are kept whole; later ones are dropped whole.
  */
-function bucketedNucleusThreshold(logits: Float32Array, max: number, invT: number, scratch: SamplingScratch, count: number, target: number): number {
-  const { ids, weights, work, bucketMass } = scratch;
-  const scale = invT * BUCKETS_PER_NAT;
-  const last = NUCLEUS_BUCKETS - 1;
-  bucketMass.fill(0);
-  for (let j = 0; j < count; j++) {
-    // Math.min before truncation: a huge exponent must land in the last bucket, not wrap around in `| 0`.
-    bucketMass[Math.min((max - logits[ids[j]!]!) * scale, last) | 0]! += weights[j]!;
-  }
+function bucketedNucleusThreshold(scratch: SamplingScratch, count: number, target: number): number {
+  const { weights, work, bucketOf, bucketMass } = scratch;
   let above = 0;
   let boundary = -1;
-  for (let b = 0; b <= last; b++) {
-    if (above + bucketMass[b]! >= target) {
+  for (let b = 0; b <= LAST_BUCKET; b++) {
+    const m = bucketMass[b]!;
+    if (above + m >= target) {
       boundary = b;
       break;
     }
-    above += bucketMass[b]!;
+    above += m;
   }
   // Rounding kept the total a hair under the target: keep everything.
   if (boundary < 0) return 0;
   let g = 0;
-  for (let j = 0; j < count; j++) {
-    if ((Math.min((max - logits[ids[j]!]!) * scale, last) | 0) === boundary) work[g++] = weights[j]!;
-  }
+  for (let j = 0; j < count; j++) if (bucketOf[j] === boundary) work[g++] = weights[j]!;
   return nucleusThreshold(work, g, target - above);
 }
 

@@ -31,22 +31,24 @@ describe('RowSampler', () => {
     assert.notDeepEqual(generate(new RowSampler({ ...SAMPLED, seed: 8 }, [1, 2]), 50), a);
   });
 
-  it('gives a seeded row the same tokens whatever rows it is interleaved with', () => {
-    const alone = generate(new RowSampler(SAMPLED, [1, 2]), 40);
+  it('gives each seeded row the same tokens whatever rows it is interleaved with', () => {
+    const configs: [SamplingParams, number[]][] = [
+      [{ ...SAMPLED, seed: 99, minP: 0.1 }, [3]],
+      [SAMPLED, [1, 2]],
+      [{ ...SAMPLED, seed: undefined }, [5, 6]],
+      [{ ...SAMPLED, seed: 3, topK: 0, topP: 0.8, temperature: 1.3 }, [4]],
+      [{ ...BASE_PARAMS, temperature: 0 }, [1]],
+    ];
+    const alone = configs.map(([p, prompt]) => generate(new RowSampler(p, prompt), 40));
 
     const scratch = new SamplingScratch();
-    const rows = [
-      new RowSampler({ ...SAMPLED, seed: 99, minP: 0.1 }, [3], { scratch }),
-      new RowSampler(SAMPLED, [1, 2], { scratch }),
-      new RowSampler({ ...SAMPLED, seed: undefined }, [5, 6], { scratch }),
-      new RowSampler({ ...BASE_PARAMS, temperature: 0 }, [1], { scratch }),
-    ];
+    const rows = configs.map(([p, prompt]) => new RowSampler(p, prompt, { scratch }));
     for (let step = 0; step < 40; step++) {
       // Vary the order too: a shared PRNG would make this matter.
       const order = step % 2 === 0 ? rows : [...rows].reverse();
       for (const r of order) r.sample(fakeLogits(r.history));
     }
-    assert.deepEqual([...rows[1]!.history.outputIds], alone);
+    for (const i of [0, 1, 3, 4]) assert.deepEqual([...rows[i]!.history.outputIds], alone[i], `row ${i}`);
   });
 
   it('greedy rows take the argmax of processed logits and draw no random numbers', () => {

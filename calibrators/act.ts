@@ -1,0 +1,186 @@
+/**
+ * ACT, attention-sink calibration (Yu et al., ICML 2024), faithful to the official code
+ * (GATECH-EIC/ACT @ a267af7) as specified in shared/specs/act.md.
+ *
+ * At `blocks.{l}.attn.hook_pattern`, per row and calibrated query head:
+ *   score[j] = (Σ_i A[i,j]) / (number of queries that can see j), over every query so far: the
+ *     running column sums of the *original* attention live in per-row state, so a decode step's
+ *     score equals the prefill score over all queries so far;
+ *   D = {j : score[j] > τ}, S = D without its lowest-index member;
+ *   sink columns are scaled by β and the freed mass goes to the non-sink keys of the same row in
+ *   proportion to their original attention (the spared key included). No `[0,0] = 1` override;
+ *   a row with no non-sink mass is left unchanged (the 0/0 guard).
+ * The prompt is prefilled in one pass, so prefill matches the official single-forward semantics.
+ *
+ * Rows and heads that are off are fed τ = +∞, so nothing is detected and the pattern passes through
+ * as A + 0, bit for bit. Rows with ACT off entirely run the plain graph.
+ */
+import { z } from 'zod';
+import { attr, type Value } from '../models/onnx/graph-builder.js';
+import { DIM, KEYS_AXIS, type FragmentContext, type HookFragment } from '../models/compiler/hooks.js';
+import { HeadSetSchema } from '../models/profiles/profile.js';
+import { CalibrationConfigError, type Calibrator, type CalibrationDetail, type ModelFacts, type RowInputWriter, type RowStep } from './calibrator.js';
+import { sinkSet } from './act-sinks.js';
+
+export const ACT_DEFAULTS = { beta: 0.4, threshold: 0.1 } as const;
+
+export const ActConfigSchema = z
+  .object({
+    beta: z.number().min(0).max(1).optional().describe('Scale applied to sink columns; 1 changes nothing. Default 0.4 (or the model profile).'),
+    threshold: z.number().gt(0).max(1).optional().describe('A key is a sink when its mean received attention exceeds this. Default 0.1 (or the model profile).'),
+    heads: z
+      .union([z.literal('profile'), HeadSetSchema])
+      .optional()
+      .describe('"profile" (the model profile\'s head set, the default) or {"<layer>": [query heads]}, 0-based, heads after GQA expansion.'),
+  })
+  .strict();
+
+export interface ActConfig {
+  beta: number;
+  threshold: number;
+  /** Layer → sorted, distinct query heads. Only layers with heads appear. */
+  heads: Record<number, number[]>;
+  /** The model's query-head count, so per-step feeds need no model lookup. */
+  queryHeads: number;
+}
+
+export interface ActMemo {
+  /** Layer → head → positions of S at the end of prefill. */
+  prefillSinks: Record<number, Record<number, number[]>> | null;
+}
+
+/** Layers that get ACT fragments for this model. */
+export function actLayers(model: ModelFacts): number[] {
+  const L = model.config.nLayers;
+  return model.profile.act?.layers ?? Array.from({ length: Math.max(0, L - 2) }, (_, i) => i + 2);
+}
+
+const inputNames = {
+  divisor: 'act.divisor',
+  oneMinusBeta: 'act.one_minus_beta',
+  tau: (l: number) => `act.tau.${l}`,
+  colsum: (l: number) => `act.colsum.${l}`,
+};
+
+function buildFragment(A: Value, ctx: FragmentContext): Value {
+  const { g, layer } = ctx;
+  const H = ctx.config.nHeads;
+  const i64 = (v: number[]) => g.constInt64(v);
+  // Per row: n − position for every key, +∞ for empty or padded keys (never sinks).
+  const divisor = ctx.rowInput(inputNames.divisor, 'float32', [1, 1, DIM.keys], 1);
+  const oneMinusBeta = ctx.rowInput(inputNames.oneMinusBeta, 'float32', [1, 1, 1], 0);
+  // Per row and head: τ for calibrated heads, +∞ for the others.
+  const tau = ctx.rowInput(inputNames.tau(layer), 'float32', [H, 1, 1], Infinity);
+  const queryMask = ctx.shared('query_mask', () => g.op('Unsqueeze', [ctx.geometry('queryValid'), i64([1, 2])])); // [B,1,1,T]
+  const padNew = ctx.shared('pad_new', () => {
+    const newLen = g.op('Slice', [g.op('Shape', [ctx.geometry('queryValid')]), i64([1]), i64([2])]);
+    return g.op('Concat', [i64([0, 0, 0, 0, 0, 0, 0]), newLen], { axis: attr.int(0) });
+  });
+
+  // Running column sums of the original attention, real query rows only: [B,H,1,K].
+  const state = ctx.rowState(inputNames.colsum(layer), [H, 1, KEYS_AXIS], 'replace');
+  const colsum = g.op('Add', [g.op('Pad', [state.value, padNew]), g.op('MatMul', [queryMask, A])]);
+  state.setNext(colsum);
+
+  // score > τ  ⇔  colsum > τ·(n − j); S keeps detected keys that have a detected key before them.
+  const detected = g.op('Cast', [g.op('Greater', [colsum, g.op('Mul', [tau, divisor])])], { to: attr.int(1) });
+  const before = g.op('CumSum', [detected, g.constInt64(3)], { exclusive: attr.int(1) });
+  const sinks = g.op('Min', [detected, before]); // [B,H,1,K], 1.0 on S
+
+  const onSinks = g.op('Mul', [A, sinks]);
+  const sinkMass = g.op('ReduceSum', [onSinks, i64([-1])], { keepdims: attr.int(1) });
+  const rest = g.op('Sub', [A, onSinks]);
+  const restMass = g.op('ReduceSum', [rest, i64([-1])], { keepdims: attr.int(1) });
+  // Â = A − (1−β)·A_S + (1−β)·sinkMass · rest/restMass
+  const delta = g.op('Sub', [g.op('Mul', [rest, g.op('Div', [sinkMass, restMass])]), onSinks]);
+  const calibrated = g.op('Add', [A, g.op('Mul', [oneMinusBeta, delta])]);
+  return g.op('Where', [g.op('Greater', [restMass, g.constFloat(0)]), calibrated, A]);
+}
+
+export const act: Calibrator<ActConfig, ActMemo> = {
+  id: 'act',
+  summary: 'Attention-sink calibration (ACT, ICML 2024): scales hidden attention sinks by beta and redistributes their mass, per head.',
+  schema: ActConfigSchema,
+
+  resolve(value, model) {
+    const parsed = value === true ? {} : ActConfigSchema.parse(value);
+    const profile = model.profile.act;
+    const beta = parsed.beta ?? profile?.beta ?? ACT_DEFAULTS.beta;
+    const threshold = parsed.threshold ?? profile?.threshold ?? ACT_DEFAULTS.threshold;
+    let headSet = parsed.heads ?? 'profile';
+    if (headSet === 'profile') {
+      if (!profile) {
+        throw new CalibrationConfigError(['heads'],
+          `model ${model.name} has no ACT head profile. Make one with \`attune profile act --model ${model.name} --data calib.jsonl --out attune-profile.json\` ` +
+          `and place it next to the weights (or at models/profiles/${model.name}.json), or pass explicit heads, e.g. {"heads": {"2": [0, 1]}}`);
+      }
+      headSet = profile.heads;
+    }
+    const layers = new Set(actLayers(model));
+    const heads: Record<number, number[]> = {};
+    for (const [key, list] of Object.entries(headSet)) {
+      const layer = Number(key);
+      if (!layers.has(layer)) {
+        throw new CalibrationConfigError(['heads', key], `layer ${key} has no ACT fragment in this model; calibratable layers are ${[...layers].join(', ')}`);
+      }
+      list.forEach((h, i) => {
+        if (h >= model.config.nHeads) throw new CalibrationConfigError(['heads', key, i], `head ${h} does not exist; the model has ${model.config.nHeads} query heads (0-based)`);
+      });
+      const distinct = [...new Set(list)].sort((a, b) => a - b);
+      if (distinct.length) heads[layer] = distinct;
+    }
+    return { beta, threshold, heads, queryHeads: model.config.nHeads };
+  },
+
+  isActive: (cfg) => cfg.beta < 1 && Object.keys(cfg.heads).length > 0,
+  needsWholePrefill: () => true,
+
+  fragments(model) {
+    const layers = new Set(actLayers(model));
+    return [{ owner: 'act', hook: 'attn.hook_pattern', layers: (l) => layers.has(l), build: buildFragment } satisfies HookFragment];
+  },
+
+  createMemo: () => ({ prefillSinks: null }),
+
+  writeInputs(cfg: ActConfig, row: RowStep, inputs: RowInputWriter) {
+    const n = row.past + row.newTokens;
+    const divisor = new Float32Array(row.fedCap + row.paddedNewTokens).fill(Infinity);
+    for (let j = 0; j < Math.min(row.past, row.fedCap); j++) divisor[j] = n - j;
+    for (let t = 0; t < row.newTokens; t++) divisor[row.fedCap + t] = n - (row.past + t);
+    inputs.set(inputNames.divisor, divisor);
+    inputs.set(inputNames.oneMinusBeta, 1 - cfg.beta);
+    // Layers without heads keep their identity input (+∞ everywhere).
+    for (const [layer, heads] of Object.entries(cfg.heads)) {
+      const perHead = new Float32Array(cfg.queryHeads).fill(Infinity);
+      for (const h of heads) perHead[h] = cfg.threshold;
+      inputs.set(inputNames.tau(Number(layer)), perHead);
+    }
+  },
+
+  afterStep(cfg, row, memo) {
+    const n = row.past + row.newTokens;
+    if (!row.isPrefill || n !== row.promptLength) return;
+    const sinks: Record<number, Record<number, number[]>> = {};
+    for (const [layer, heads] of Object.entries(cfg.heads)) {
+      const state = row.state(inputNames.colsum(Number(layer)));
+      const perHead: Record<number, number[]> = {};
+      for (const h of heads) perHead[h] = sinkSet(state.subarray(h * row.capacity, h * row.capacity + n), n, cfg.threshold);
+      sinks[Number(layer)] = perHead;
+    }
+    memo.prefillSinks = sinks;
+  },
+
+  report(cfg, memo, detail: CalibrationDetail) {
+    const headsCalibrated = Object.values(cfg.heads).reduce((a, hs) => a + hs.length, 0);
+    const sinksDetected = memo.prefillSinks
+      ? Object.values(memo.prefillSinks).reduce((a, hs) => a + Object.values(hs).reduce((b, s) => b + s.length, 0), 0)
+      : 0;
+    return {
+      beta: cfg.beta,
+      threshold: cfg.threshold,
+      heads_calibrated: headsCalibrated,
+      sinks_detected: sinksDetected,
+      ...(detail === 'full' ? { prefill_sinks: memo.prefillSinks ?? {} } : {}),
+    };
+  },
+};
