@@ -12,8 +12,8 @@
  *   a row with no non-sink mass is left unchanged (the 0/0 guard).
  * The prompt is prefilled in one pass, so prefill matches the official single-forward semantics.
  *
- * Rows and heads that are off are fed τ = +∞, so nothing is detected and the pattern passes through
- * as A + 0, bit for bit. Rows with ACT off entirely run the plain graph.
+ * Heads that are off, and rows with ACT off, take the original tensor through a Where, so they
+ * stay bit-identical to the plain graph. Rows with ACT off entirely run the plain graph.
  */
 import { z } from 'zod';
 import { attr, type Value } from '../models/onnx/graph-builder.js';
@@ -57,8 +57,9 @@ export function actLayers(model: ModelFacts): number[] {
 
 const inputNames = {
   divisor: 'act.divisor',
-  oneMinusBeta: 'act.one_minus_beta',
-  tau: (l: number) => `act.tau.${l}`,
+  tau: 'act.tau',
+  beta: 'act.beta',
+  heads: (l: number) => `act.heads.${l}`,
   colsum: (l: number) => `act.colsum.${l}`,
 };
 
@@ -66,35 +67,40 @@ function buildFragment(A: Value, ctx: FragmentContext): Value {
   const { g, layer } = ctx;
   const H = ctx.config.nHeads;
   const i64 = (v: number[]) => g.constInt64(v);
-  // Per row: n − position for every key, +∞ for empty or padded keys (never sinks).
-  const divisor = ctx.rowInput(inputNames.divisor, 'float32', [1, 1, DIM.keys], 1);
-  const oneMinusBeta = ctx.rowInput(inputNames.oneMinusBeta, 'float32', [1, 1, 1], 0);
-  // Per row and head: τ for calibrated heads, +∞ for the others.
-  const tau = ctx.rowInput(inputNames.tau(layer), 'float32', [H, 1, 1], Infinity);
-  const queryMask = ctx.shared('query_mask', () => g.op('Unsqueeze', [ctx.geometry('queryValid'), i64([1, 2])])); // [B,1,1,T]
-  const padNew = ctx.shared('pad_new', () => {
-    const newLen = g.op('Slice', [g.op('Shape', [ctx.geometry('queryValid')]), i64([1]), i64([2])]);
-    return g.op('Concat', [i64([0, 0, 0, 0, 0, 0, 0]), newLen], { axis: attr.int(0) });
-  });
+  // Per row, once per step: τ·(n − position) for every key, +∞ for empty or padded keys.
+  const threshold = ctx.shared('threshold', () =>
+    g.op('Mul', [ctx.rowInput(inputNames.tau, 'float32', [1, 1, 1], Infinity), ctx.rowInput(inputNames.divisor, 'float32', [1, 1, DIM.keys], 1)]));
+  const beta = ctx.rowInput(inputNames.beta, 'float32', [1, 1, 1], 1);
+  const oneMinusBeta = ctx.shared('one_minus_beta', () => g.op('Sub', [g.constFloat(1), beta]));
+  // Per row and head of this layer: calibrated or not.
+  const headOn = g.op('Cast', [ctx.rowInput(inputNames.heads(layer), 'float32', [H, 1, 1], 0)], { to: attr.int(9) });
+  const padNew = ctx.shared('pad_new', () =>
+    g.op('Concat', [i64([0, 0, 0, 0, 0, 0, 0]), g.op('Slice', [g.op('Shape', [A]), i64([2]), i64([3])])], { axis: attr.int(0) }));
+  const keyIndex = ctx.shared('key_index', () =>
+    g.op('Range', [g.constInt64(0), g.op('Squeeze', [g.op('Slice', [g.op('Shape', [A]), i64([3]), i64([4])]), i64([0])]), g.constInt64(1)]));
 
-  // Running column sums of the original attention, real query rows only: [B,H,1,K].
+  // Running column sums of the original attention: [B,H,1,K]. Padding query rows attend only to
+  // their own padding key (step-feeds.ts), so summing every query row is exact for real keys.
   const state = ctx.rowState(inputNames.colsum(layer), [H, 1, KEYS_AXIS], 'replace');
-  const colsum = g.op('Add', [g.op('Pad', [state.value, padNew]), g.op('MatMul', [queryMask, A])]);
+  const colsum = g.op('Add', [g.op('Pad', [state.value, padNew]), g.op('ReduceSum', [A, i64([2])], { keepdims: attr.int(1) })]);
   state.setNext(colsum);
 
-  // score > τ  ⇔  colsum > τ·(n − j); S keeps detected keys that have a detected key before them.
-  const detected = g.op('Cast', [g.op('Greater', [colsum, g.op('Mul', [tau, divisor])])], { to: attr.int(1) });
-  const before = g.op('CumSum', [detected, g.constInt64(3)], { exclusive: attr.int(1) });
-  const sinks = g.op('Min', [detected, before]); // [B,H,1,K], 1.0 on S
+  // score > τ  ⇔  colsum > τ·(n − j). Keys are in position order, so the first detected key is
+  // ArgMax's first maximum; with nothing detected ArgMax says 0, which is not detected either.
+  const detected = g.op('Cast', [g.op('Greater', [colsum, threshold])], { to: attr.int(1) });
+  const first = g.op('ArgMax', [detected], { axis: attr.int(3), keepdims: attr.int(1) });
+  const sinks = g.op('Where', [g.op('Equal', [keyIndex, first]), g.constFloat(0), detected]); // [B,H,1,K], 1.0 on S
 
   const onSinks = g.op('Mul', [A, sinks]);
-  const sinkMass = g.op('ReduceSum', [onSinks, i64([-1])], { keepdims: attr.int(1) });
   const rest = g.op('Sub', [A, onSinks]);
+  const sinkMass = g.op('ReduceSum', [onSinks, i64([-1])], { keepdims: attr.int(1) });
   const restMass = g.op('ReduceSum', [rest, i64([-1])], { keepdims: attr.int(1) });
-  // Â = A − (1−β)·A_S + (1−β)·sinkMass · rest/restMass
-  const delta = g.op('Sub', [g.op('Mul', [rest, g.op('Div', [sinkMass, restMass])]), onSinks]);
-  const calibrated = g.op('Add', [A, g.op('Mul', [oneMinusBeta, delta])]);
-  return g.op('Where', [g.op('Greater', [restMass, g.constFloat(0)]), calibrated, A]);
+  // Â = β·A_S + rest·(1 + (1−β)·sinkMass/restMass)
+  const restGain = g.op('Add', [g.constFloat(1), g.op('Mul', [oneMinusBeta, g.op('Div', [sinkMass, restMass])])]);
+  const calibrated = g.op('Add', [g.op('Mul', [rest, restGain]), g.op('Mul', [onSinks, beta])]);
+  // Uncalibrated heads, and rows with no non-sink mass (0/0), keep the original row bit for bit.
+  const keep = g.op('And', [headOn, g.op('Greater', [restMass, g.constFloat(0)])]);
+  return g.op('Where', [keep, calibrated, A]);
 }
 
 export const act: Calibrator<ActConfig, ActMemo> = {
@@ -148,12 +154,13 @@ export const act: Calibrator<ActConfig, ActMemo> = {
     for (let j = 0; j < Math.min(row.past, row.fedCap); j++) divisor[j] = n - j;
     for (let t = 0; t < row.newTokens; t++) divisor[row.fedCap + t] = n - (row.past + t);
     inputs.set(inputNames.divisor, divisor);
-    inputs.set(inputNames.oneMinusBeta, 1 - cfg.beta);
-    // Layers without heads keep their identity input (+∞ everywhere).
+    inputs.set(inputNames.tau, cfg.threshold);
+    inputs.set(inputNames.beta, cfg.beta);
+    // Layers without heads keep their identity input (no head calibrated).
     for (const [layer, heads] of Object.entries(cfg.heads)) {
-      const perHead = new Float32Array(cfg.queryHeads).fill(Infinity);
-      for (const h of heads) perHead[h] = cfg.threshold;
-      inputs.set(inputNames.tau(Number(layer)), perHead);
+      const on = new Float32Array(cfg.queryHeads);
+      for (const h of heads) on[h] = 1;
+      inputs.set(inputNames.heads(Number(layer)), on);
     }
   },
 

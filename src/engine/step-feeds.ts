@@ -60,7 +60,7 @@ export function buildStepFeeds(shape: StepShape, maxPosition: number, geometry: 
     [DECODER_IO.inputIds]: new OrtTensorCtor('int64', ids, [B, T]),
     [DECODER_IO.positionIds]: new OrtTensorCtor('int64', pos, [B, T]),
     [DECODER_IO.pastBias]: new OrtTensorCtor('float32', pastBias, [B, 1, 1, C]),
-    [DECODER_IO.causalBias]: new OrtTensorCtor('float32', causalBias(B, T), [B, 1, T, T]),
+    [DECODER_IO.causalBias]: new OrtTensorCtor('float32', causalBias(rows.map((r) => r.tokens.length), T), [B, 1, T, T]),
     [DECODER_IO.logitPositions]: new OrtTensorCtor('int64', logitPos, [B, R]),
   };
 
@@ -84,14 +84,28 @@ export function buildStepFeeds(shape: StepShape, maxPosition: number, geometry: 
   return feeds;
 }
 
-/** The causal mask among new tokens; identical for every row because padding sits at the end. */
-function causalBias(B: number, T: number): Float32Array {
-  const key = `${B}x${T}`;
+/**
+ * The causal mask among new tokens. A padding query row (t ≥ the row's real length; only fresh
+ * prefills, which have no past, are padded) sees nothing but itself, so its attention is one-hot on
+ * its own padding key: it never adds mass to a real key, which keeps calibrator statistics over
+ * query rows exact without masking them in every fragment.
+ */
+function causalBias(lengths: readonly number[], T: number): Float32Array {
+  const key = `${T}:${lengths.join(',')}`;
   let m = causalCache.get(key);
   if (!m) {
-    m = new Float32Array(B * T * T);
-    for (let b = 0; b < B; b++) for (let q = 0; q < T; q++) m.fill(-Infinity, (b * T + q) * T + q + 1, (b * T + q + 1) * T);
-    if (causalCache.size > 64) causalCache.clear();
+    m = new Float32Array(lengths.length * T * T);
+    lengths.forEach((n, b) => {
+      for (let q = 0; q < T; q++) {
+        const row = (b * T + q) * T;
+        if (q < n) m!.fill(-Infinity, row + q + 1, row + T);
+        else {
+          m!.fill(-Infinity, row, row + T);
+          m![row + q] = 0;
+        }
+      }
+    });
+    if (causalCache.size > 256) causalCache.clear();
     causalCache.set(key, m);
   }
   return m;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import ort from 'onnxruntime-node';
 import { GraphBuilder } from '../../models/onnx/graph-builder.js';
 import { FragmentHost } from '../../models/compiler/fragment-host.js';
-import { DIM, GEOMETRY_INPUTS } from '../../models/compiler/hooks.js';
+import { DIM } from '../../models/compiler/hooks.js';
 import { act, type ActConfig } from '../../calibrators/act.js';
 import { sinkSet } from '../../calibrators/act-sinks.js';
 import type { RowStep } from '../../calibrators/calibrator.js';
@@ -89,7 +89,6 @@ async function runFragment(cfg: ActConfig | null, A: number[][], past: number, p
   if (cfg) act.writeInputs(cfg, row, { set: (name, v) => void values.set(name, v) });
   const feeds: Record<string, ort.Tensor> = {
     pattern: new ort.Tensor('float32', Float32Array.from(A.flat()), [1, 1, T, K]),
-    [GEOMETRY_INPUTS.queryValid]: new ort.Tensor('float32', new Float32Array(T).fill(1), [1, T]),
     'act.colsum.2': new ort.Tensor('float32', Float32Array.from(pastColsum), [1, 1, 1, C]),
   };
   for (const spec of host.rowInputs) {
