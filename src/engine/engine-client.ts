@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import type { ResolvedModel } from '../../models/resolve.js';
+import type { ModelProfile } from '../../models/profiles/profile.js';
 import { EngineOptionsSchema, type EngineOptions, type EngineOptionsInput } from './engine-options.js';
 import type { EngineStats, FromWorker, ModelInfo, ToWorker, WorkerInit } from './protocol.js';
 import { RequestStream } from './request-stream.js';
@@ -16,6 +17,8 @@ export class EngineUnavailableError extends Error {}
 export interface EngineClientOptions {
   model: ResolvedModel;
   engine?: EngineOptionsInput;
+  /** Replaces the model's own profile for this engine (experiments, the head search). */
+  profile?: ModelProfile;
   /** Restart backoff after a crash: doubles from `initialMs` up to `maxMs`. */
   restart?: { initialMs?: number; maxMs?: number };
 }
@@ -76,7 +79,7 @@ export class EngineClient extends EventEmitter<ClientEvents> {
 
   private spawn(): Promise<void> {
     this.generation++;
-    const init: WorkerInit = { model: this.opts.model, options: this.options };
+    const init: WorkerInit = { model: this.opts.model, options: this.options, profile: this.opts.profile };
     const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
     this.worker = worker;
     return new Promise<void>((resolve, reject) => {

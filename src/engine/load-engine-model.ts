@@ -47,13 +47,13 @@ export async function buildEngineModel(parts: EngineModelParts): Promise<EngineM
   };
 }
 
-export async function loadEngineModel(resolved: ResolvedModel, options: EngineOptions): Promise<EngineModel> {
+export async function loadEngineModel(resolved: ResolvedModel, options: EngineOptions, profile?: ModelProfile): Promise<EngineModel> {
   const weights = await loadDecoderWeights(resolved);
   return buildEngineModel({
     name: resolved.name,
     weights,
     tokenizer: await loadTokenizer(resolved, { vocabSize: weights.config.vocabSize }),
-    profile: loadProfile(resolved.name, resolved.dir),
+    profile: profile ?? loadProfile(resolved.name, resolved.dir),
     calibrators: CALIBRATORS,
     options,
   });

@@ -1,12 +1,15 @@
 /** Messages between the engine client (main thread) and the engine worker. */
 import type { DecoderConfig } from '../../models/checkpoint/decoder-weights.js';
 import type { ResolvedModel } from '../../models/resolve.js';
+import type { ModelProfile } from '../../models/profiles/profile.js';
 import type { EngineOptions } from './engine-options.js';
 import type { EngineEvent, GenerationRequest } from './types.js';
 
 export interface WorkerInit {
   model: ResolvedModel;
   options: EngineOptions;
+  /** Replaces the model's own profile (used by the head search to compile ACT into every layer). */
+  profile?: ModelProfile;
 }
 
 export interface EngineStats {

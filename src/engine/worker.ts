@@ -15,7 +15,7 @@ const post = (m: FromWorker) => port.postMessage(m);
 async function main(): Promise<void> {
   const init = workerData as WorkerInit;
   const started = performance.now();
-  const model = await loadEngineModel(init.model, init.options);
+  const model = await loadEngineModel(init.model, init.options, init.profile);
   const probes = new Map<string, number>();
 
   const core = new EngineCore(model, init.options, (events) => {
