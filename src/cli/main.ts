@@ -3,6 +3,8 @@
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
   serve: { summary: 'serve a model over an OpenAI-compatible HTTP API', load: () => import('./serve.js') },
   generate: { summary: 'generate text from a prompt and print it', load: () => import('./generate.js') },
+  eval: { summary: 'score a task without and with a calibration, with a paired bootstrap CI', load: () => import('./eval.js') },
+  profile: { summary: 'search ACT heads on a calibration set and write a model profile', load: () => import('./profile.js') },
 };
 
 function usage(): string {

@@ -1,0 +1,58 @@
+/**
+ * Writing a searched head set into a model profile. Whatever the profile already says (a chat
+ * template, fields a newer attune knows) is kept; only `act` is replaced, because a head set is
+ * only meaningful together with the beta, threshold and layers it was searched with.
+ */
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { ModelProfileSchema, type HeadSet, type ModelProfile } from '../../models/profiles/profile.js';
+import { defaultActLayers } from './model-shape.js';
+
+export interface ActProfileEntry {
+  heads: HeadSet;
+  beta: number;
+  threshold: number;
+  nLayers: number;
+  source: string;
+}
+
+/** `act` for a profile: the default layers 2..L−1 plus any layer the heads need. */
+export function actProfileSection(e: ActProfileEntry): NonNullable<ModelProfile['act']> {
+  const layers = [...new Set([...defaultActLayers(e.nLayers), ...Object.keys(e.heads).map(Number)])].sort((a, b) => a - b);
+  return { heads: e.heads, beta: e.beta, threshold: e.threshold, layers, source: e.source };
+}
+
+/**
+ * Merges `act` into the JSON at `path` when it exists (it must be a valid profile), else into
+ * `base` (the model's current profile, so a new file next to the weights keeps its chat template).
+ * Returns the object written.
+ */
+export async function writeActProfile(path: string, base: ModelProfile, section: NonNullable<ModelProfile['act']>): Promise<Record<string, unknown>> {
+  let existing: Record<string, unknown> = { ...base };
+  if (existsSync(path)) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(await readFile(path, 'utf8'));
+    } catch (e) {
+      throw new Error(`${path} exists but is not JSON (${(e as Error).message}); refusing to overwrite it`);
+    }
+    const check = ModelProfileSchema.safeParse(raw);
+    if (!check.success || typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      throw new Error(`${path} exists but is not a model profile; refusing to overwrite it`);
+    }
+    existing = raw as Record<string, unknown>;
+  }
+  const out = { ...existing, act: section };
+  ModelProfileSchema.parse(out);
+  await writeFile(path, `${prettyJson(out)}\n`);
+  return out;
+}
+
+/**
+ * Indented JSON with number arrays on one line, so a head set reads as `"2": [0, 6]`. Only arrays
+ * the indenter broke over lines are joined: raw newlines never occur inside JSON strings, so
+ * string contents cannot match.
+ */
+export function prettyJson(value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(/\[\n[\d\s,.eE+-]*\n\s*\]/g, (m) => `[${m.slice(1, -1).split(',').map((x) => x.trim()).join(', ')}]`);
+}
