@@ -73,11 +73,10 @@ function buildFragment(A: Value, ctx: FragmentContext): Value {
   const beta = ctx.rowInput(inputNames.beta, 'float32', [1, 1, 1], 1);
   const oneMinusBeta = ctx.shared('one_minus_beta', () => g.op('Sub', [g.constFloat(1), beta]));
   // Per row and head of this layer: calibrated or not.
-  const headOn = g.op('Cast', [ctx.rowInput(inputNames.heads(layer), 'float32', [H, 1, 1], 0)], { to: attr.int(9) });
+  const headOn = ctx.rowInput(inputNames.heads(layer), 'bool', [H, 1, 1], 0);
   const padNew = ctx.shared('pad_new', () =>
     g.op('Concat', [i64([0, 0, 0, 0, 0, 0, 0]), g.op('Slice', [g.op('Shape', [A]), i64([2]), i64([3])])], { axis: attr.int(0) }));
-  const keyIndex = ctx.shared('key_index', () =>
-    g.op('Range', [g.constInt64(0), g.op('Squeeze', [g.op('Slice', [g.op('Shape', [A]), i64([3]), i64([4])]), i64([0])]), g.constInt64(1)]));
+  const zeroPerHead = ctx.shared('zero_per_head', () => g.op('ConstantOfShape', [g.op('Shape', [headOn])]));
 
   // Running column sums of the original attention: [B,H,1,K]. Padding query rows attend only to
   // their own padding key (step-feeds.ts), so summing every query row is exact for real keys.
@@ -89,18 +88,19 @@ function buildFragment(A: Value, ctx: FragmentContext): Value {
   // ArgMax's first maximum; with nothing detected ArgMax says 0, which is not detected either.
   const detected = g.op('Cast', [g.op('Greater', [colsum, threshold])], { to: attr.int(1) });
   const first = g.op('ArgMax', [detected], { axis: attr.int(3), keepdims: attr.int(1) });
-  const sinks = g.op('Where', [g.op('Equal', [keyIndex, first]), g.constFloat(0), detected]); // [B,H,1,K], 1.0 on S
+  const sinks = g.op('ScatterElements', [detected, first, zeroPerHead], { axis: attr.int(3) }); // [B,H,1,K], 1.0 on S
 
   const onSinks = g.op('Mul', [A, sinks]);
   const rest = g.op('Sub', [A, onSinks]);
   const sinkMass = g.op('ReduceSum', [onSinks, i64([-1])], { keepdims: attr.int(1) });
   const restMass = g.op('ReduceSum', [rest, i64([-1])], { keepdims: attr.int(1) });
-  // Â = β·A_S + rest·(1 + (1−β)·sinkMass/restMass)
-  const restGain = g.op('Add', [g.constFloat(1), g.op('Mul', [oneMinusBeta, g.op('Div', [sinkMass, restMass])])]);
-  const calibrated = g.op('Add', [g.op('Mul', [rest, restGain]), g.op('Mul', [onSinks, beta])]);
-  // Uncalibrated heads, and rows with no non-sink mass (0/0), keep the original row bit for bit.
+  // Â = β·A_S + rest·(1 + (1−β)·sinkMass/restMass). Uncalibrated heads, and rows with no non-sink
+  // mass (0/0), get both gains = 1, and rest·1 + A_S·1 is A bit for bit (one term is exactly 0).
   const keep = g.op('And', [headOn, g.op('Greater', [restMass, g.constFloat(0)])]);
-  return g.op('Where', [keep, calibrated, A]);
+  const one = g.constFloat(1);
+  const restGain = g.op('Where', [keep, g.op('Add', [one, g.op('Mul', [oneMinusBeta, g.op('Div', [sinkMass, restMass])])]), one]);
+  const sinkGain = g.op('Where', [keep, beta, one]);
+  return g.op('Add', [g.op('Mul', [rest, restGain]), g.op('Mul', [onSinks, sinkGain])]);
 }
 
 export const act: Calibrator<ActConfig, ActMemo> = {

@@ -96,7 +96,7 @@ async function runFragment(cfg: ActConfig | null, A: number[][], past: number, p
     const n = dims.reduce((a, b) => a * b, 1);
     const v = values.get(spec.name);
     const data = v === undefined ? new Float32Array(n).fill(spec.identity) : typeof v === 'number' ? new Float32Array(n).fill(v) : Float32Array.from(v);
-    feeds[spec.name] = new ort.Tensor('float32', data, [1, ...dims]);
+    feeds[spec.name] = spec.dtype === 'bool' ? new ort.Tensor('bool', Uint8Array.from(data), [1, ...dims]) : new ort.Tensor('float32', data, [1, ...dims]);
   }
   const out = await session.run(feeds);
   const calibrated = out.calibrated!.data as Float32Array;
