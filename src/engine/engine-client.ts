@@ -202,19 +202,32 @@ export class EngineClient extends EventEmitter<ClientEvents> {
     });
   }
 
-  /** Fault injection for tests and drills: kills the worker as a crash would. */
-  async terminateWorker(): Promise<void> {
-    await this.worker?.terminate();
+  /**
+   * Fault drill for tests and operations: the worker dies as an uncaught error would kill it, and
+   * the client goes through its crash path (fail in-flight requests, not ready, restart). It is a
+   * message, not worker.terminate(): terminating a worker while onnxruntime-node is inside
+   * session.run aborts the whole process.
+   */
+  crashWorker(): void {
+    this.send({ type: 'crash' });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops the worker: it fails whatever is still running at the next step boundary and exits.
+   * Only a worker that stays stuck past `graceMs` (a hung native call) is terminated, since
+   * terminating one inside session.run can abort the process.
+   */
+  async close(graceMs = 60_000): Promise<void> {
     this.closing = true;
     if (this.restartTimer) clearTimeout(this.restartTimer);
     const w = this.worker;
     if (!w) return;
     await new Promise<void>((resolve) => {
-      const t = setTimeout(() => void w.terminate().then(() => resolve()), 2000);
-      w.once('exit', () => { clearTimeout(t); resolve(); });
+      const t = setTimeout(() => void w.terminate().then(() => resolve()), graceMs);
+      w.once('exit', () => {
+        clearTimeout(t);
+        resolve();
+      });
       this.send({ type: 'shutdown' });
     });
     this.worker = null;

@@ -24,6 +24,8 @@ export interface ModelInfo {
   name: string;
   config: DecoderConfig;
   maxModelLen: number;
+  /** KV slots: rows decoded together. */
+  maxBatch: number;
   calibrators: string[];
   provider: string;
   loadMs: number;
@@ -33,6 +35,8 @@ export type ToWorker =
   | { type: 'submit'; req: GenerationRequest }
   | { type: 'abort'; id: string }
   | { type: 'probe'; nonce: number }
+  /** Fault drill: the worker dies as an uncaught error would kill it (handled between steps). */
+  | { type: 'crash' }
   | { type: 'shutdown' };
 
 export type FromWorker =

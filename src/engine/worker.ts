@@ -51,6 +51,13 @@ async function main(): Promise<void> {
         core.submit(req);
         break;
       }
+      case 'crash':
+        // Message handlers run between steps (session.run is synchronous on this thread), so the
+        // worker dies with ORT idle, exactly like an uncaught error in engine code would kill it.
+        setImmediate(() => {
+          throw new Error('crash drill: the engine worker was told to die');
+        });
+        break;
       case 'shutdown':
         stopping = true;
         break;
@@ -64,6 +71,7 @@ async function main(): Promise<void> {
       name: model.name,
       config: model.config,
       maxModelLen: core.maxModelLen,
+      maxBatch: init.options.maxBatch,
       calibrators: [...model.calibrators.keys()],
       provider: (model.calibrated ?? model.plain)!.provider,
       loadMs: performance.now() - started,

@@ -1,0 +1,97 @@
+/**
+ * The per-request `calibration` field: `{ <calibrator id>: false | true | {config}, report?: "summary" | "full" }`,
+ * also accepted as `vllm_xargs.calibration` (an object, or a JSON string for clients whose extra
+ * args are scalars). Each config is validated by its calibrator's zod schema and completed by its
+ * `resolve()` against the model profile, so the engine only ever sees complete, valid configs.
+ * Every failure is a 400 whose `param` is the full path, e.g. `calibration.act.beta`.
+ */
+import { CalibrationConfigError, type AnyCalibrator, type CalibrationDetail, type ModelFacts } from '../../calibrators/calibrator.js';
+import { badRequest, fieldPath } from './errors.js';
+import { describeIssue } from './validation.js';
+
+export interface CalibrationSelection {
+  /** Calibrator id -> resolved config, for GenerationRequest.calibration (ids that are on). */
+  configs: Record<string, unknown>;
+  ids: string[];
+  detail: CalibrationDetail;
+  /** The request had a calibration field at all (then the response carries a calibration object). */
+  requested: boolean;
+}
+
+const REPORT_KEY = 'report';
+const NONE: CalibrationSelection = { configs: {}, ids: [], detail: 'summary', requested: false };
+
+export function parseCalibration(
+  body: { calibration?: unknown; vllm_xargs?: Record<string, unknown> | undefined },
+  calibrators: ReadonlyMap<string, AnyCalibrator>,
+  facts: ModelFacts,
+): CalibrationSelection {
+  const direct = body.calibration;
+  const viaXargs = body.vllm_xargs?.calibration;
+  if (direct !== undefined && direct !== null && viaXargs !== undefined) {
+    throw badRequest('give calibration either at the top level or in vllm_xargs, not both', 'vllm_xargs.calibration');
+  }
+  if (direct !== undefined && direct !== null) return parseObject(direct, 'calibration', calibrators, facts);
+  if (viaXargs !== undefined) return parseObject(fromXargs(viaXargs), 'vllm_xargs.calibration', calibrators, facts);
+  return NONE;
+}
+
+function fromXargs(v: unknown): unknown {
+  if (typeof v !== 'string') return v;
+  try {
+    return JSON.parse(v);
+  } catch {
+    throw badRequest('vllm_xargs.calibration: a string value must be JSON', 'vllm_xargs.calibration');
+  }
+}
+
+function parseObject(raw: unknown, base: string, calibrators: ReadonlyMap<string, AnyCalibrator>, facts: ModelFacts): CalibrationSelection {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw badRequest(`${base}: expected an object keyed by calibrator id (see GET /v1/calibrators)`, base);
+  }
+  const selection: CalibrationSelection = { configs: {}, ids: [], detail: 'summary', requested: true };
+  for (const [key, value] of Object.entries(raw)) {
+    const path = `${base}.${key}`;
+    if (key === REPORT_KEY) {
+      if (value !== 'summary' && value !== 'full') throw badRequest(`${path}: expected "summary" or "full"`, path);
+      selection.detail = value;
+      continue;
+    }
+    const calibrator = calibrators.get(key);
+    if (!calibrator) {
+      const known = [...calibrators.keys()];
+      throw badRequest(
+        `${path}: unknown calibrator '${key}'; ${known.length ? `available: ${known.join(', ')}` : 'this server has no calibrators'}`,
+        path,
+        'unknown_calibrator',
+      );
+    }
+    if (value === false) continue;
+    selection.configs[key] = resolveOne(calibrator, value, path, facts);
+    selection.ids.push(key);
+  }
+  return selection;
+}
+
+function resolveOne(calibrator: AnyCalibrator, value: unknown, path: string, facts: ModelFacts): unknown {
+  let input: true | Record<string, unknown>;
+  if (value === true) input = true;
+  else if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const parsed = calibrator.schema.safeParse(value);
+    if (!parsed.success) {
+      const issue = describeIssue(parsed.error.issues);
+      const at = issue.path.length ? `${path}.${fieldPath(issue.path)}` : path;
+      throw badRequest(`${at}: ${issue.message}`, at, issue.code);
+    }
+    input = parsed.data as Record<string, unknown>;
+  } else throw badRequest(`${path}: expected true, false or a config object`, path);
+  try {
+    return calibrator.resolve(input, facts);
+  } catch (e) {
+    if (e instanceof CalibrationConfigError) {
+      const at = e.path.length ? `${path}.${fieldPath(e.path)}` : path;
+      throw badRequest(`${at}: ${e.message}`, at);
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * `/v1/completions` bodies and chunks, with OpenAI's legacy logprobs format (`tokens`,
+ * `token_logprobs`, `top_logprobs`, `text_offset`). With `echo`, a choice's text and logprobs start
+ * with its prompt; prompt logprobs come from the engine's `prompt` event, whose first entry is null
+ * (nothing predicts the first token).
+ */
+import type { TokenLogprobs } from '../../engine/types.js';
+import { BaseResponder, topLevelCalibration, type ResponderOptions } from './responder.js';
+import type { OutputEvent } from './run.js';
+import type { TokenText } from './token-text.js';
+
+export interface LegacyLogprobs {
+  tokens: string[];
+  token_logprobs: (number | null)[];
+  top_logprobs: (Record<string, number> | null)[];
+  text_offset: number[];
+}
+
+export interface CompletionChoiceSource {
+  promptIds: readonly number[];
+  promptText: string;
+}
+
+export interface CompletionsOptions extends ResponderOptions {
+  sources: readonly CompletionChoiceSource[];
+  echo: boolean;
+  /** null: no logprobs. */
+  logprobs: number | null;
+  tokensAsIds: boolean;
+  tokenText: TokenText;
+}
+
+interface ChoiceAcc {
+  text: string;
+  logprobs: LegacyLogprobs | null;
+  /** Characters so far, for text_offset. */
+  offset: number;
+}
+
+export class CompletionsResponder extends BaseResponder {
+  private readonly acc: ChoiceAcc[];
+
+  constructor(private readonly o: CompletionsOptions) {
+    super(o);
+    this.acc = o.sources.map(() => ({ text: '', logprobs: o.logprobs === null ? null : emptyLogprobs(), offset: 0 }));
+    // Echo without logprobs has no prompt event to wait for: the prompt text leads the choice at once.
+    if (o.echo && o.logprobs === null && !o.streaming) o.sources.forEach((s, i) => (this.acc[i]!.text = s.promptText));
+  }
+
+  openChunks(): unknown[] {
+    if (!this.o.echo || this.o.logprobs !== null) return [];
+    return this.o.sources.map((s, i) => this.chunk(i, s.promptText, null));
+  }
+
+  onEvent(index: number, event: OutputEvent): unknown[] {
+    switch (event.type) {
+      case 'prompt': {
+        if (!this.o.echo) return [];
+        const source = this.o.sources[index]!;
+        const lp = this.legacy(index, source.promptIds, event.logprobs);
+        return this.emit(index, source.promptText, lp);
+      }
+      case 'tokens': {
+        const lp = event.logprobs && this.o.logprobs !== null ? this.legacy(index, event.tokenIds, event.logprobs) : null;
+        if (!event.text && !lp) return [];
+        return this.emit(index, event.text, lp);
+      }
+      case 'finish': {
+        const end = this.end(index, event);
+        if (!this.o.streaming) return [];
+        return [
+          {
+            ...this.envelope('text_completion'),
+            choices: [{ index, text: '', logprobs: null, finish_reason: end.finish_reason, stop_reason: end.stop_reason }],
+            ...this.calibrationField(end.calibration),
+          },
+        ];
+      }
+    }
+  }
+
+  usageChunk(): unknown {
+    return { ...this.envelope('text_completion'), choices: [], usage: this.usage() };
+  }
+
+  final(): unknown {
+    return {
+      ...this.envelope('text_completion'),
+      choices: this.acc.map((a, index) => ({
+        index,
+        text: a.text,
+        logprobs: a.logprobs,
+        finish_reason: this.ends[index]?.finish_reason ?? null,
+        stop_reason: this.ends[index]?.stop_reason ?? null,
+      })),
+      usage: this.usage(),
+      ...this.calibrationField(topLevelCalibration(this.ends)),
+    };
+  }
+
+  private emit(index: number, text: string, lp: LegacyLogprobs | null): unknown[] {
+    if (this.o.streaming) return [this.chunk(index, text, lp)];
+    const a = this.acc[index]!;
+    a.text += text;
+    if (lp && a.logprobs) {
+      a.logprobs.tokens.push(...lp.tokens);
+      a.logprobs.token_logprobs.push(...lp.token_logprobs);
+      a.logprobs.top_logprobs.push(...lp.top_logprobs);
+      a.logprobs.text_offset.push(...lp.text_offset);
+    }
+    return [];
+  }
+
+  private chunk(index: number, text: string, logprobs: LegacyLogprobs | null): unknown {
+    return { ...this.envelope('text_completion'), choices: [{ index, text, logprobs, finish_reason: null }] };
+  }
+
+  /** Logprobs of `ids` (entries aligned; a null entry is a token nothing predicted). */
+  private legacy(index: number, ids: readonly number[], entries: readonly (TokenLogprobs | null)[]): LegacyLogprobs {
+    const a = this.acc[index]!;
+    const out = emptyLogprobs();
+    const { tokenText, tokensAsIds } = this.o;
+    ids.forEach((id, k) => {
+      const entry = entries[k] ?? null;
+      out.tokens.push(tokenText.label(id, tokensAsIds));
+      out.token_logprobs.push(entry ? entry.logprob : null);
+      out.top_logprobs.push(entry ? topMap(entry, tokenText, tokensAsIds) : null);
+      out.text_offset.push(a.offset);
+      a.offset += tokenText.text(id).length;
+    });
+    return out;
+  }
+}
+
+function emptyLogprobs(): LegacyLogprobs {
+  return { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+}
+
+/** Most likely first; when two ids print the same, the likelier keeps the key (return_tokens_as_token_ids avoids the clash). */
+function topMap(entry: TokenLogprobs, tokenText: TokenText, asIds: boolean): Record<string, number> {
+  // No prototype: a token that prints as "__proto__" must stay an ordinary key.
+  const m = Object.create(null) as Record<string, number>;
+  for (const t of entry.top) {
+    const key = tokenText.label(t.id, asIds);
+    if (!(key in m)) m[key] = t.logprob;
+  }
+  return m;
+}

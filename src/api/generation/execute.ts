@@ -1,0 +1,77 @@
+/**
+ * The tail both generation routes share once they know their sequences: reserve the prompt tokens,
+ * log the request (prompts go through the logger's redaction), and answer as JSON or SSE.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Ticket } from '../admission.js';
+import { badRequest } from '../errors.js';
+import type { CalibrationSelection } from '../calibration.js';
+import type { ServerContext } from '../context.js';
+import type { Responder } from './responder.js';
+import { respondJson, respondStream } from './respond.js';
+import { GenerationRun, type SequenceSpec } from './run.js';
+
+export interface Execution {
+  request: FastifyRequest;
+  reply: FastifyReply;
+  arrivedAt: number;
+  ticket: Ticket;
+  sequences: SequenceSpec[];
+  calibration: CalibrationSelection;
+  responder: Responder;
+  stream: boolean;
+  includeUsage: boolean;
+  /** Logged under `prompt`, which the logger redacts unless log_prompts is on. */
+  promptForLog: unknown;
+}
+
+export async function execute(ctx: ServerContext, x: Execution): Promise<unknown> {
+  x.ticket.reserveTokens(x.sequences.map((s) => s.promptIds.length));
+  const first = x.sequences[0]!.sampling;
+  x.request.log.info(
+    {
+      prompt: x.promptForLog,
+      sequences: x.sequences.length,
+      promptTokens: x.sequences.map((s) => s.promptIds.length),
+      maxTokens: first.maxTokens,
+      temperature: first.temperature,
+      stream: x.stream,
+      calibration: x.calibration.ids,
+    },
+    'generation request',
+  );
+  const run = new GenerationRun(
+    { engine: ctx.engine, metrics: ctx.metrics, lifecycle: ctx.lifecycle, retryAfterSeconds: ctx.config.queue.retryAfterSeconds },
+    {
+      sequences: x.sequences,
+      calibration: x.calibration,
+      ticket: x.ticket,
+      arrivedAt: x.arrivedAt,
+      timeoutMs: ctx.config.requestTimeoutSeconds * 1000,
+      reply: x.reply,
+    },
+  );
+  if (!x.stream) return respondJson(run, x.responder);
+  respondStream(run, x.responder, { reply: x.reply, keepAliveMs: ctx.config.sseKeepAliveSeconds * 1000, includeUsage: x.includeUsage, metrics: ctx.metrics });
+  return x.reply;
+}
+
+/** `n` copies of one sequence, with vLLM V1's derived seeds. */
+export function fanOut(seq: SequenceSpec, n: number): SequenceSpec[] {
+  return Array.from({ length: n }, (_, i) => ({
+    promptIds: seq.promptIds,
+    sampling: { ...seq.sampling, seed: seq.sampling.seed === undefined ? undefined : seq.sampling.seed + i },
+  }));
+}
+
+/** `stream` and `stream_options`; like vLLM, options on a non-streaming request are a client mistake. */
+export function streamSettings(body: { stream?: boolean | undefined; stream_options?: { include_usage?: boolean | undefined } | undefined }): { stream: boolean; includeUsage: boolean } {
+  const stream = body.stream ?? false;
+  if (body.stream_options !== undefined && !stream) throw badRequest('stream_options is only allowed when stream is true', 'stream_options');
+  return { stream, includeUsage: body.stream_options?.include_usage ?? false };
+}
+
+export function responseId(prefix: string): string {
+  return `${prefix}-${randomUUID().replace(/-/g, '')}`;
+}

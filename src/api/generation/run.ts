@@ -1,0 +1,203 @@
+/**
+ * One HTTP request's engine sequences (one per choice), from submission to cleanup. It owns the
+ * request's AbortController, which three things can fire: the client going away (the response
+ * closes before it finished), the per-request deadline, and a drain that ran out of time. Aborting
+ * reaches the engine through EngineClient.generate's signal, and the engine frees the slot at its
+ * next step boundary.
+ *
+ * It yields the sequences' events merged in arrival order and keeps the accounting: admission
+ * (a sequence leaves the queue at its first event), per-sequence metrics, and the first failure.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyReply } from 'fastify';
+import { EngineUnavailableError, type EngineClient } from '../../engine/engine-client.js';
+import type { RequestStream } from '../../engine/request-stream.js';
+import type { EngineEvent, SamplingParams } from '../../engine/types.js';
+import type { SequenceMetrics, ServerMetrics } from '../../observability/metrics.js';
+import type { Ticket } from '../admission.js';
+import type { CalibrationSelection } from '../calibration.js';
+import { ApiError, unavailable } from '../errors.js';
+import type { AbortCause, Lifecycle } from '../lifecycle.js';
+
+export interface SequenceSpec {
+  promptIds: number[];
+  sampling: SamplingParams;
+}
+
+export type OutputEvent = Exclude<EngineEvent, { type: 'error' }>;
+
+export interface TaggedEvent {
+  index: number;
+  event: OutputEvent;
+}
+
+export interface RunDeps {
+  engine: EngineClient;
+  metrics: ServerMetrics;
+  lifecycle: Lifecycle;
+  retryAfterSeconds: number;
+}
+
+export interface RunOptions {
+  sequences: readonly SequenceSpec[];
+  calibration: CalibrationSelection;
+  ticket: Ticket;
+  /** performance.now() at the HTTP request's arrival. */
+  arrivedAt: number;
+  /** 0 = no deadline. */
+  timeoutMs: number;
+  reply: FastifyReply;
+}
+
+export class GenerationRun {
+  private readonly controller = new AbortController();
+  private readonly streams: RequestStream[] = [];
+  private readonly sequenceMetrics: SequenceMetrics[];
+  private readonly disposers: (() => void)[] = [];
+  private engineError: ApiError | null = null;
+  private disposed = false;
+
+  constructor(
+    private readonly deps: RunDeps,
+    private readonly opts: RunOptions,
+  ) {
+    this.sequenceMetrics = opts.sequences.map(() => deps.metrics.startSequence(opts.arrivedAt, opts.calibration.ids));
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  get abortCause(): AbortCause | null {
+    return this.controller.signal.aborted ? (this.controller.signal.reason as AbortCause) : null;
+  }
+
+  /** Submits every sequence. Throws 503 if the engine went down since admission. */
+  start(): void {
+    const { engine } = this.deps;
+    const { reply, timeoutMs, arrivedAt, calibration } = this.opts;
+    this.disposers.push(this.deps.lifecycle.track(this.controller));
+
+    const onClose = () => {
+      if (!reply.raw.writableFinished) this.abort('disconnect');
+    };
+    reply.raw.on('close', onClose);
+    this.disposers.push(() => reply.raw.off('close', onClose));
+    // The client may have left while the prompt was being tokenized, before anyone listened.
+    if (reply.raw.destroyed) onClose();
+
+    if (timeoutMs > 0) {
+      const timer = setTimeout(() => this.abort('timeout'), Math.max(0, timeoutMs - (performance.now() - arrivedAt)));
+      this.disposers.push(() => clearTimeout(timer));
+    }
+
+    try {
+      for (const seq of this.opts.sequences) {
+        this.streams.push(
+          engine.generate(
+            {
+              // Ids are ours, never the client's X-Request-Id, which need not be unique.
+              id: randomUUID(),
+              promptIds: seq.promptIds,
+              sampling: seq.sampling,
+              calibration: calibration.configs,
+              calibrationDetail: calibration.detail,
+            },
+            this.controller.signal,
+          ),
+        );
+      }
+    } catch (e) {
+      this.abort('failed');
+      if (e instanceof EngineUnavailableError) throw unavailable(`the model is not ready: ${e.message}`, this.deps.retryAfterSeconds);
+      throw e;
+    }
+  }
+
+  abort(cause: AbortCause): void {
+    if (!this.controller.signal.aborted) this.controller.abort(cause);
+  }
+
+  /**
+   * The sequences' events in arrival order. Error events end the run (the other sequences are
+   * aborted) and are kept for `failure()`; finishes caused by an abort are not yielded.
+   */
+  async *events(): AsyncGenerator<TaggedEvent> {
+    const pending = new Map<number, Promise<{ index: number; result: IteratorResult<EngineEvent> }>>();
+    const pull = (index: number) => pending.set(index, this.streams[index]!.next().then((result) => ({ index, result })));
+    this.streams.forEach((_, i) => pull(i));
+    try {
+      while (pending.size > 0) {
+        const { index, result } = await Promise.race(pending.values());
+        pending.delete(index);
+        if (result.done) continue;
+        const event = result.value;
+        this.opts.ticket.markStarted(index);
+        pull(index);
+        if (event.type === 'error') {
+          this.engineError ??= engineFailure(event.reason, event.message, this.deps.retryAfterSeconds);
+          this.abort('failed');
+          continue;
+        }
+        if (event.type === 'tokens') this.sequenceMetrics[index]!.tokens(event.tokenIds.length);
+        if (event.type === 'finish') {
+          this.sequenceMetrics[index]!.finish(event);
+          if (event.reason === 'abort') continue;
+        }
+        yield { index, event };
+      }
+    } finally {
+      // A consumer that stops early (a write failed, the generator was returned) still frees every slot.
+      if (pending.size > 0) this.abort('failed');
+    }
+  }
+
+  /**
+   * Why the run did not complete, as the error to answer with; null when it completed or when the
+   * client left (there is nobody to answer).
+   */
+  failure(): ApiError | null {
+    if (this.engineError) return this.engineError;
+    switch (this.abortCause) {
+      case 'timeout':
+        return new ApiError(408, `the request did not finish within the server's timeout of ${this.opts.timeoutMs / 1000} s (request_timeout); it was aborted`, {
+          type: 'timeout_error',
+          code: 'request_timeout',
+          failure: 'timeout',
+        });
+      case 'shutdown':
+        return unavailable('the server shut down before the request finished', this.deps.retryAfterSeconds, { connection: 'close' });
+      case 'failed':
+        return new ApiError(500, 'the request failed', { failure: 'internal' });
+      default:
+        return null;
+    }
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (this.streams.some((s) => !s.done)) this.abort('failed');
+    for (const d of this.disposers.splice(0)) d();
+    this.opts.ticket.release();
+  }
+}
+
+function engineFailure(reason: string, message: string, retryAfterSeconds: number): ApiError {
+  switch (reason) {
+    case 'validation':
+      return new ApiError(400, message, { code: 'invalid_request', failure: 'validation' });
+    case 'timeout':
+      return new ApiError(408, message, { type: 'timeout_error', code: 'request_timeout', failure: 'timeout' });
+    case 'aborted':
+      return new ApiError(503, message, { type: 'unavailable_error', code: 'aborted', failure: 'aborted', headers: { 'retry-after': String(retryAfterSeconds) } });
+    default:
+      // The worker died or a forward failed: the engine restarts itself, so a retry may well succeed.
+      return new ApiError(503, `the engine failed: ${message}`, {
+        type: 'server_error',
+        code: 'engine_error',
+        failure: 'internal',
+        headers: { 'retry-after': String(retryAfterSeconds) },
+      });
+  }
+}

@@ -1,0 +1,26 @@
+/** How single tokens are written in logprobs: their decoded text, or vLLM's `token_id:N`. */
+import type { Tokenizer } from '../../../models/tokenizers/tokenizer.js';
+
+export class TokenText {
+  private readonly cache = new Map<number, string>();
+
+  constructor(private readonly tokenizer: Tokenizer) {}
+
+  /** The text one token decodes to on its own (leading spaces kept, as OpenAI's logprobs show them). */
+  text(id: number): string {
+    let t = this.cache.get(id);
+    if (t === undefined) {
+      t = this.tokenizer.decode([id]);
+      this.cache.set(id, t);
+    }
+    return t;
+  }
+
+  label(id: number, asTokenIds: boolean): string {
+    return asTokenIds ? `token_id:${id}` : this.text(id);
+  }
+
+  bytes(id: number): number[] {
+    return [...Buffer.from(this.text(id), 'utf8')];
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * POST /v1/chat/completions. As for completions: cheap validation, then admission, then the heavy
+ * work (image decoding, template rendering, tokenizing).
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import { parseCalibration } from '../calibration.js';
+import { checkImages, renderChatPrompt } from '../chat-prompt.js';
+import type { RouteOptions } from '../context.js';
+import { badRequest } from '../errors.js';
+import { ChatResponder } from '../generation/chat-responder.js';
+import { execute, fanOut, responseId, streamSettings } from '../generation/execute.js';
+import { checkModelName } from '../model-name.js';
+import { buildSampling, resolveMaxTokens } from '../sampling.js';
+import { parseWith } from '../validation.js';
+
+export const chatRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) => {
+  const { model, config } = ctx;
+
+  app.post('/v1/chat/completions', { config: { generation: true } }, async (request, reply) => {
+    const arrivedAt = performance.now();
+    const body = parseWith(ctx.schemas.chat, request.body);
+    checkModelName(body.model, model.id);
+    if (body.top_logprobs !== undefined && !body.logprobs) throw badRequest('top_logprobs requires logprobs: true', 'top_logprobs');
+    const calibration = parseCalibration(body, ctx.calibrators, ctx.facts);
+    const n = body.n ?? 1;
+    const { stream, includeUsage } = streamSettings(body);
+
+    const ticket = ctx.admission.admit(n);
+    try {
+      checkImages(body.messages, config.limits, model.id);
+      const prompt = renderChatPrompt(body.messages, body.add_generation_prompt, {
+        tokenizer: ctx.tokenizer,
+        template: ctx.chatTemplate,
+        maxPromptChars: model.maxPromptChars,
+      });
+      const [requested, param] = body.max_completion_tokens !== undefined ? [body.max_completion_tokens, 'max_completion_tokens'] : [body.max_tokens, 'max_tokens'];
+      const maxTokens = resolveMaxTokens(prompt.ids.length, 'messages', requested, param, model);
+      const sampling = buildSampling(body, { maxTokens, logprobs: body.logprobs ? (body.top_logprobs ?? 0) : null, promptLogprobs: null }, model);
+      const sequences = fanOut({ promptIds: prompt.ids, sampling }, n);
+      const responder = new ChatResponder({
+        meta: { id: responseId('chatcmpl'), created: Math.floor(Date.now() / 1000), model: model.id },
+        choices: n,
+        promptTokens: prompt.ids.length,
+        streaming: stream,
+        calibrationRequested: calibration.requested,
+        logprobs: body.logprobs,
+        tokensAsIds: body.return_tokens_as_token_ids ?? false,
+        tokenText: ctx.tokenText,
+        includeUsage: stream && includeUsage,
+      });
+      return await execute(ctx, {
+        request,
+        reply,
+        arrivedAt,
+        ticket,
+        sequences,
+        calibration,
+        responder,
+        stream,
+        includeUsage,
+        promptForLog: body.messages,
+      });
+    } catch (e) {
+      ticket.release();
+      throw e;
+    }
+  });
+};

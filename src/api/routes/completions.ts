@@ -1,0 +1,68 @@
+/**
+ * POST /v1/completions. Order matters: cheap validation (shape, calibration, prompt structure), then
+ * admission, and only then the heavy work (tokenizing), so a full server refuses a burst without
+ * paying for it (the vLLM #58192 trap).
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import { parseCalibration } from '../calibration.js';
+import type { RouteOptions } from '../context.js';
+import { unsupported } from '../errors.js';
+import { CompletionsResponder } from '../generation/completions-responder.js';
+import { execute, fanOut, responseId, streamSettings } from '../generation/execute.js';
+import { checkModelName } from '../model-name.js';
+import { encodePrompts, splitPrompts } from '../prompts.js';
+import { buildSampling, resolveMaxTokens } from '../sampling.js';
+import { parseWith } from '../validation.js';
+
+export const completionsRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) => {
+  const { model, config } = ctx;
+
+  app.post('/v1/completions', { config: { generation: true } }, async (request, reply) => {
+    const arrivedAt = performance.now();
+    const body = parseWith(ctx.schemas.completions, request.body);
+    checkModelName(body.model, model.id);
+    const n = body.n ?? 1;
+    const { stream, includeUsage } = streamSettings(body);
+    if (body.best_of !== undefined && body.best_of !== n) throw unsupported('best_of', 'best_of other than n is not supported');
+    const calibration = parseCalibration(body, ctx.calibrators, ctx.facts);
+    const raw = splitPrompts(body.prompt, config.limits.maxPrompts);
+
+    const ticket = ctx.admission.admit(raw.length * n);
+    try {
+      const prompts = encodePrompts(raw, ctx.tokenizer, { vocabSize: model.vocabSize, maxPromptChars: model.maxPromptChars });
+      const promptLogprobs = body.echo && body.logprobs !== null ? body.logprobs : null;
+      const perPrompt = prompts.map((p) => {
+        const maxTokens = resolveMaxTokens(p.ids.length, p.param, body.max_tokens, 'max_tokens', model);
+        return { prompt: p, seq: { promptIds: p.ids, sampling: buildSampling(body, { maxTokens, logprobs: body.logprobs, promptLogprobs }, model) } };
+      });
+      const sequences = perPrompt.flatMap(({ seq }) => fanOut(seq, n));
+      const responder = new CompletionsResponder({
+        meta: { id: responseId('cmpl'), created: Math.floor(Date.now() / 1000), model: model.id },
+        choices: sequences.length,
+        promptTokens: prompts.reduce((a, p) => a + p.ids.length, 0),
+        streaming: stream,
+        calibrationRequested: calibration.requested,
+        sources: perPrompt.flatMap(({ prompt }) => Array.from({ length: n }, () => ({ promptIds: prompt.ids, promptText: prompt.text }))),
+        echo: body.echo,
+        logprobs: body.logprobs,
+        tokensAsIds: body.return_tokens_as_token_ids ?? false,
+        tokenText: ctx.tokenText,
+      });
+      return await execute(ctx, {
+        request,
+        reply,
+        arrivedAt,
+        ticket,
+        sequences,
+        calibration,
+        responder,
+        stream,
+        includeUsage,
+        promptForLog: body.prompt,
+      });
+    } catch (e) {
+      ticket.release();
+      throw e;
+    }
+  });
+};

@@ -1,0 +1,49 @@
+/**
+ * POST /tokenize and /detokenize in vLLM's shapes. A `messages` body is tokenized exactly as
+ * /v1/chat/completions would feed it to the model.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import { renderChatPrompt } from '../chat-prompt.js';
+import type { RouteOptions } from '../context.js';
+import { badRequest } from '../errors.js';
+import { checkModelName } from '../model-name.js';
+import { checkPromptChars } from '../prompts.js';
+import { DetokenizeSchema } from '../schemas/tokenize.js';
+import { parseWith } from '../validation.js';
+
+export const tokenizeRoutes: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) => {
+  const { model, tokenizer } = ctx;
+
+  app.post('/tokenize', async (request) => {
+    const isChat = typeof request.body === 'object' && request.body !== null && 'messages' in request.body;
+    let ids: number[];
+    let returnStrs: boolean;
+    if (isChat) {
+      const body = parseWith(ctx.schemas.tokenize.chat, request.body);
+      checkModelName(body.model, model.id);
+      ids = renderChatPrompt(body.messages, body.add_generation_prompt, { tokenizer, template: ctx.chatTemplate, maxPromptChars: model.maxPromptChars }).ids;
+      returnStrs = body.return_token_strs;
+    } else {
+      const body = parseWith(ctx.schemas.tokenize.completion, request.body);
+      checkModelName(body.model, model.id);
+      checkPromptChars(body.prompt.length, 'prompt', model.maxPromptChars);
+      ids = tokenizer.encode(body.prompt, { addBos: body.add_special_tokens });
+      returnStrs = body.return_token_strs;
+    }
+    return {
+      count: ids.length,
+      max_model_len: model.maxModelLen,
+      tokens: ids,
+      ...(returnStrs ? { token_strs: ids.map((id) => tokenizer.idToPiece(id)) } : {}),
+    };
+  });
+
+  app.post('/detokenize', async (request) => {
+    const body = parseWith(DetokenizeSchema, request.body);
+    checkModelName(body.model, model.id);
+    body.tokens.forEach((t, i) => {
+      if (t >= model.vocabSize) throw badRequest(`tokens.${i}: token id ${t} is outside the vocabulary [0, ${model.vocabSize})`, `tokens.${i}`, 'invalid_token_id');
+    });
+    return { prompt: tokenizer.decode(body.tokens) };
+  });
+};

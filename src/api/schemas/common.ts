@@ -1,0 +1,91 @@
+/**
+ * Body fields shared by /v1/completions and /v1/chat/completions, built from the configured limits.
+ * Unknown fields are stripped, as OpenAI ignores them; fields attune knows but does not implement are
+ * declared here so that they fail loudly instead (TGI's silently ignored `logit_bias` is the cautionary
+ * tale).
+ */
+import { z } from 'zod';
+import type { Limits } from '../../config/schema.js';
+import { issueParams } from '../validation.js';
+
+/** A field that must be absent (or have its one harmless value): anything else is a 400 naming it. */
+export function unsupportedField(message: string, harmless: (v: unknown) => boolean = () => false) {
+  return z
+    .unknown()
+    .refine((v) => v === null || harmless(v), { message, ...issueParams('unsupported_parameter') })
+    .optional();
+}
+
+const optional = <T extends z.ZodType>(t: T) => t.nullish().transform((v) => v ?? undefined);
+
+export function samplingFields(limits: Limits) {
+  const stopString = z
+    .string()
+    .min(1, 'a stop string must not be empty')
+    .max(limits.maxStopStringLength, `a stop string may have at most ${limits.maxStopStringLength} characters (max_stop_string_length)`);
+  return {
+    model: optional(z.string()),
+    temperature: optional(z.number().min(0).max(100)),
+    top_p: optional(z.number().gt(0).max(1)),
+    /** -1 and 0 both mean off, as in vLLM. */
+    top_k: optional(z.number().int().min(-1)),
+    min_p: optional(z.number().min(0).max(1)),
+    repetition_penalty: optional(z.number().gt(0).max(100)),
+    presence_penalty: optional(z.number().min(-2).max(2)),
+    frequency_penalty: optional(z.number().min(-2).max(2)),
+    /** Keys are token ids as strings; checked against the vocabulary once it is known. */
+    logit_bias: optional(
+      z
+        .record(z.string(), z.number().min(-100).max(100))
+        .refine((m) => Object.keys(m).length <= limits.maxLogitBias, `at most ${limits.maxLogitBias} entries (max_logit_bias)`),
+    ),
+    seed: optional(z.number().int()),
+    stop: optional(
+      z.union([stopString, z.array(stopString).max(limits.maxStopStrings, `at most ${limits.maxStopStrings} stop strings (max_stop_strings)`)]),
+    ),
+    stop_token_ids: optional(z.array(z.number().int().min(0)).max(limits.maxStopTokenIds, `at most ${limits.maxStopTokenIds} stop token ids (max_stop_token_ids)`)),
+    max_tokens: optional(z.number().int().min(0)),
+    ignore_eos: optional(z.boolean()),
+    include_stop_str_in_output: optional(z.boolean()),
+    /** vLLM's: logprob tokens written as `token_id:N`, which survive tokens that do not decode alone. */
+    return_tokens_as_token_ids: optional(z.boolean()),
+    n: optional(z.number().int().min(1).max(limits.maxN, `n may be at most ${limits.maxN} (max_n)`)),
+    stream: optional(z.boolean()),
+    stream_options: optional(
+      z.object({
+        include_usage: optional(z.boolean()),
+        continuous_usage_stats: unsupportedField('continuous_usage_stats is not supported', (v) => v === false),
+      }),
+    ),
+    /** Ignored, as OpenAI and vLLM do. */
+    user: optional(z.string()),
+    /** Validated separately: its shape depends on the registered calibrators. */
+    calibration: z.unknown().optional(),
+    vllm_xargs: optional(z.record(z.string(), z.unknown())),
+
+    // vLLM's extra parameters that attune does not implement.
+    skip_special_tokens: unsupportedField('skip_special_tokens: false is not supported (special tokens are always skipped)', (v) => v === true),
+    spaces_between_special_tokens: unsupportedField('spaces_between_special_tokens is not supported', (v) => v === true),
+    min_tokens: unsupportedField('min_tokens is not supported', (v) => v === 0),
+    use_beam_search: unsupportedField('beam search is not supported', (v) => v === false),
+    length_penalty: unsupportedField('length_penalty is not supported', (v) => v === 1),
+    prompt_logprobs: unsupportedField('prompt_logprobs is not supported; use echo with logprobs on /v1/completions'),
+    truncate_prompt_tokens: unsupportedField('truncate_prompt_tokens is not supported: attune never truncates a prompt'),
+    allowed_token_ids: unsupportedField('allowed_token_ids is not supported; use logit_bias'),
+    bad_words: unsupportedField('bad_words is not supported; use logit_bias', (v) => Array.isArray(v) && v.length === 0),
+    guided_json: unsupportedField('guided decoding is not supported'),
+    guided_regex: unsupportedField('guided decoding is not supported'),
+    guided_choice: unsupportedField('guided decoding is not supported'),
+    guided_grammar: unsupportedField('guided decoding is not supported'),
+    structured_outputs: unsupportedField('structured outputs are not supported'),
+    response_format: unsupportedField(
+      'response_format other than {"type":"text"} is not supported',
+      (v) => typeof v === 'object' && v !== null && (v as { type?: unknown }).type === 'text',
+    ),
+    logits_processors: unsupportedField('per-request logits processors are not accepted; use calibration'),
+  };
+}
+
+/** Fields both endpoints share, as parsed. */
+export type SamplingFieldsShape = ReturnType<typeof samplingFields>;
+export type SamplingFields = z.output<z.ZodObject<SamplingFieldsShape>>;

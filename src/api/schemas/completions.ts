@@ -1,0 +1,24 @@
+/** The body of POST /v1/completions. */
+import { z } from 'zod';
+import type { Limits } from '../../config/schema.js';
+import { samplingFields, unsupportedField } from './common.js';
+
+export function completionsSchema(limits: Limits) {
+  return z.object({
+    ...samplingFields(limits),
+    /** A string, token ids, or a batch of either; its shape is checked by prompts.ts with exact paths. */
+    prompt: z.unknown().optional(),
+    echo: z.boolean().nullish().transform((v) => v ?? false),
+    logprobs: z
+      .number()
+      .int()
+      .min(0)
+      .max(limits.maxLogprobs, `logprobs may be at most ${limits.maxLogprobs} (max_logprobs)`)
+      .nullish()
+      .transform((v) => v ?? null),
+    best_of: z.number().int().min(1).nullish().transform((v) => v ?? undefined),
+    suffix: unsupportedField('suffix is not supported', (v) => v === ''),
+  });
+}
+
+export type CompletionsBody = z.output<ReturnType<typeof completionsSchema>>;

@@ -1,0 +1,71 @@
+/**
+ * Server-sent events in the OpenAI format: `data: {json}` events, `data: [DONE]` at the end, comment
+ * lines as keep-alives (so proxies do not time out an idle stream while a request queues), and
+ * `X-Accel-Buffering: no` so nginx does not hold events back. The stream goes through Fastify's
+ * reply (not a hijacked socket), so hooks, request-id and CORS headers, and logging still apply.
+ */
+import { PassThrough } from 'node:stream';
+import type { FastifyReply } from 'fastify';
+import type { ErrorBody } from './errors.js';
+
+export class SseStream {
+  private readonly stream = new PassThrough();
+  private keepAlive: NodeJS.Timeout | null = null;
+  private opened = false;
+
+  constructor(
+    private readonly reply: FastifyReply,
+    private readonly keepAliveMs: number,
+  ) {}
+
+  get isOpen(): boolean {
+    return this.opened;
+  }
+
+  /** Sends the headers and starts the keep-alive timer. Idempotent. */
+  open(): void {
+    if (this.opened) return;
+    this.opened = true;
+    this.reply
+      .code(200)
+      .header('content-type', 'text/event-stream; charset=utf-8')
+      .header('cache-control', 'no-cache')
+      .header('x-accel-buffering', 'no')
+      .send(this.stream);
+    this.keepAlive = setInterval(() => this.write(': keep-alive\n\n'), this.keepAliveMs);
+    this.keepAlive.unref();
+  }
+
+  data(payload: unknown): void {
+    this.write(`data: ${JSON.stringify(payload)}\n\n`);
+  }
+
+  /** A mid-stream failure: the status line is long gone, so the error travels as an event. */
+  error(body: ErrorBody): void {
+    this.data(body);
+  }
+
+  done(): void {
+    this.write('data: [DONE]\n\n');
+    this.end();
+  }
+
+  end(): void {
+    this.stopKeepAlive();
+    if (!this.stream.writableEnded) this.stream.end();
+  }
+
+  private stopKeepAlive(): void {
+    if (this.keepAlive) clearInterval(this.keepAlive);
+    this.keepAlive = null;
+  }
+
+  private write(text: string): void {
+    // After a client disconnect Fastify destroys the stream; late writes are dropped, not thrown.
+    if (this.stream.destroyed || this.stream.writableEnded) {
+      this.stopKeepAlive();
+      return;
+    }
+    this.stream.write(text);
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * The Prometheus metrics: vLLM's stems, units and buckets under the `attune:` prefix (so dashboards
+ * port), TGI-style failure reasons, and per-calibrator metrics. One Registry per server, never the
+ * global one, so several servers in one process (tests) do not collide. Every metric carries
+ * `model_name` through the registry's default labels.
+ *
+ * Intervals follow vLLM: queue = arrival at the engine → scheduled; prefill = scheduled → first
+ * token; decode = first → last token (all three on the engine worker's clock); TTFT and e2e from
+ * the HTTP request's arrival, so they include tokenization and admission.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { EngineStats } from '../engine/protocol.js';
+import type { EngineEvent } from '../engine/types.js';
+import { CALIBRATION_SECONDS_BUCKETS, ITL_BUCKETS, REQUEST_LATENCY_BUCKETS, TTFT_BUCKETS } from './buckets.js';
+import { ReportHistograms } from './report-histograms.js';
+
+export const FAILURE_REASONS = ['overloaded', 'validation', 'aborted', 'timeout', 'internal'] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+
+type FinishEvent = Extract<EngineEvent, { type: 'finish' }>;
+
+export class ServerMetrics {
+  readonly registry = new Registry();
+  readonly reports: ReportHistograms;
+  private readonly ttft: Histogram;
+  private readonly itl: Histogram;
+  private readonly e2e: Histogram;
+  private readonly queue: Histogram;
+  private readonly prefill: Histogram;
+  private readonly decode: Histogram;
+  private readonly promptTokens: Counter;
+  private readonly generationTokens: Counter;
+  private readonly success: Counter<'finished_reason'>;
+  private readonly failure: Counter<'reason'>;
+  private readonly calibrationRequests: Counter<'calibrator'>;
+  private readonly calibrationSeconds: Histogram<'calibrator'>;
+
+  constructor(modelName: string, engineStats: () => EngineStats) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ model_name: modelName });
+    const histogram = (name: string, help: string, buckets: number[]) => new Histogram({ name, help, buckets, registers });
+
+    this.ttft = histogram('attune:time_to_first_token_seconds', 'Time from HTTP arrival to the first generated token', TTFT_BUCKETS);
+    this.itl = histogram('attune:inter_token_latency_seconds', 'Time between consecutive generated tokens of one request', ITL_BUCKETS);
+    this.e2e = histogram('attune:e2e_request_latency_seconds', 'Time from HTTP arrival to the last token', REQUEST_LATENCY_BUCKETS);
+    this.queue = histogram('attune:request_queue_time_seconds', 'Time a request waited for a batch slot', REQUEST_LATENCY_BUCKETS);
+    this.prefill = histogram('attune:request_prefill_time_seconds', 'Time from scheduling to the first token', REQUEST_LATENCY_BUCKETS);
+    this.decode = histogram('attune:request_decode_time_seconds', 'Time from the first to the last token', REQUEST_LATENCY_BUCKETS);
+
+    // Gauges read the engine's latest stats at scrape time rather than being pushed on every step.
+    const gauge = (name: string, help: string, read: (s: EngineStats) => number) =>
+      new Gauge({ name, help, registers, collect() { this.set(read(engineStats())); } });
+    gauge('attune:num_requests_running', 'Sequences in the running batch', (s) => s.running);
+    gauge('attune:num_requests_waiting', 'Sequences waiting for a batch slot', (s) => s.waiting);
+    gauge('attune:kv_cache_usage_perc', 'Fraction of KV-cache slots in use (0-1)', (s) => (s.maxSlots > 0 ? s.slotsInUse / s.maxSlots : 0));
+
+    this.promptTokens = new Counter({ name: 'attune:prompt_tokens_total', help: 'Prompt tokens processed', registers });
+    this.generationTokens = new Counter({ name: 'attune:generation_tokens_total', help: 'Tokens generated', registers });
+    this.success = new Counter({ name: 'attune:request_success_total', help: 'Sequences that finished, by finish reason', labelNames: ['finished_reason'], registers });
+    this.failure = new Counter({ name: 'attune:request_failure_total', help: 'Generation requests that failed, by reason', labelNames: ['reason'], registers });
+    this.calibrationRequests = new Counter({ name: 'attune:calibration_requests_total', help: 'Sequences run with a calibrator on', labelNames: ['calibrator'], registers });
+    this.calibrationSeconds = new Histogram({
+      name: 'attune:calibration_seconds',
+      // The engine does not time calibrators separately yet, so this is an upper bound.
+      help: 'Inference time (prefill + decode) of sequences with a calibrator on; an upper bound on its cost',
+      labelNames: ['calibrator'],
+      buckets: CALIBRATION_SECONDS_BUCKETS,
+      registers,
+    });
+    this.reports = new ReportHistograms(this.registry);
+
+    // Zero series exist from the start, so a rate() over them works before the first failure.
+    for (const reason of FAILURE_REASONS) this.failure.inc({ reason }, 0);
+    for (const reason of ['stop', 'length']) this.success.inc({ finished_reason: reason }, 0);
+  }
+
+  /**
+   * Declares a calibrator: its series are scraped (as zero) before its first use, and its config
+   * keys are not mistaken for report observations.
+   */
+  declareCalibrator(id: string, configKeys: Iterable<string> = []): void {
+    this.calibrationRequests.inc({ calibrator: id }, 0);
+    this.reports.setConfigKeys(id, configKeys);
+  }
+
+  failed(reason: FailureReason): void {
+    this.failure.inc({ reason });
+  }
+
+  /** Metrics for one engine sequence (one choice); `arrivedAt` is the HTTP arrival (performance.now()). */
+  startSequence(arrivedAt: number, calibrators: readonly string[]): SequenceMetrics {
+    return new SequenceMetrics(this, arrivedAt, calibrators);
+  }
+
+  /** @internal used by SequenceMetrics */
+  recordToken(first: boolean, seconds: number): void {
+    (first ? this.ttft : this.itl).observe(seconds);
+  }
+
+  /** @internal used by SequenceMetrics */
+  recordFinish(e: FinishEvent, e2eSeconds: number, calibrators: readonly string[]): void {
+    this.promptTokens.inc(e.promptTokens);
+    this.generationTokens.inc(e.completionTokens);
+    if (e.reason === 'abort') return;
+    this.success.inc({ finished_reason: e.reason });
+    const { queuedMs, prefillMs, decodeMs } = e.timing;
+    this.e2e.observe(e2eSeconds);
+    this.queue.observe(queuedMs / 1000);
+    this.prefill.observe(prefillMs / 1000);
+    this.decode.observe(decodeMs / 1000);
+    for (const id of calibrators) {
+      this.calibrationRequests.inc({ calibrator: id });
+      this.calibrationSeconds.observe({ calibrator: id }, (prefillMs + decodeMs) / 1000);
+    }
+    for (const [id, report] of Object.entries(e.calibration)) this.reports.observe(id, report);
+  }
+
+  async render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
+
+export class SequenceMetrics {
+  private last: number | null = null;
+
+  constructor(
+    private readonly metrics: ServerMetrics,
+    private readonly arrivedAt: number,
+    private readonly calibrators: readonly string[],
+  ) {}
+
+  tokens(count: number, now = performance.now()): void {
+    if (count <= 0) return;
+    const first = this.last === null;
+    // Several tokens in one event arrived together: spread the interval evenly over them.
+    const since = (now - (this.last ?? this.arrivedAt)) / 1000;
+    if (first) this.metrics.recordToken(true, since);
+    const rest = first ? count - 1 : count;
+    for (let i = 0; i < rest; i++) this.metrics.recordToken(false, first ? 0 : since / count);
+    this.last = now;
+  }
+
+  finish(e: FinishEvent, now = performance.now()): void {
+    this.metrics.recordFinish(e, (now - this.arrivedAt) / 1000, this.calibrators);
+  }
+}
