@@ -7,27 +7,41 @@ import { ChatTemplate, ChatTemplateError, type ChatMessage } from '../../models/
 import type { Tokenizer } from '../../models/tokenizers/tokenizer.js';
 import type { Limits } from '../config/schema.js';
 import { badRequest } from './errors.js';
-import { validateImageUrl } from './images/image-url.js';
+import type { ImageFetcher } from './images/image-fetch.js';
+import { isRemoteImageUrl, validateImageUrl } from './images/image-url.js';
 import { checkPromptChars } from './prompts.js';
 import type { ChatMessageInput } from './schemas/chat.js';
 
 /**
- * Validates every image part (count, data URL, bytes, pixels) and then refuses them all: the model has
- * no vision tower. Validation comes first so clients learn about a bad image before anything else.
+ * Validates every image part (count, data URL, bytes, pixels; remote URLs fetched when the server
+ * allows it) and then refuses them all: the model has no vision tower. Validation comes first so
+ * clients learn about a bad image before anything else, and every check that needs no network runs
+ * before the first fetch.
  */
-export function checkImages(messages: readonly ChatMessageInput[], limits: Limits, modelName: string): void {
+export async function checkImages(
+  messages: readonly ChatMessageInput[],
+  limits: Limits,
+  modelName: string,
+  fetcher: ImageFetcher | null = null,
+  signal?: AbortSignal,
+): Promise<void> {
   let first: string | null = null;
   let count = 0;
+  const remote: { url: URL; param: string }[] = [];
   messages.forEach((m, i) => {
     if (!Array.isArray(m.content)) return;
     m.content.forEach((part, j) => {
       if (part.type !== 'image_url') return;
       const param = `messages.${i}.content.${j}.image_url.url`;
       if (++count > limits.maxImagesPerRequest) throw badRequest(`${param}: at most ${limits.maxImagesPerRequest} images per request (max_images)`, param, 'too_many_images');
-      validateImageUrl(part.image_url.url, param, limits);
+      const url = part.image_url.url;
+      if (fetcher && isRemoteImageUrl(url)) remote.push({ url: fetcher.precheck(url, param), param });
+      else validateImageUrl(url, param, limits);
       first ??= `messages.${i}.content.${j}`;
     });
   });
+  // One at a time: at most one fetched body per request is held in memory.
+  for (const { url, param } of remote) await fetcher!.fetch(url, param, signal);
   if (first !== null) throw badRequest(`${first}: model ${modelName} has no vision tower; image inputs are not supported`, first, 'model_has_no_vision_tower');
 }
 

@@ -64,6 +64,12 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: 'max-images', env: 'ATTUNE_MAX_IMAGES', path: ['limits', 'maxImagesPerRequest'], kind: 'int', meta: 'N', help: 'image parts in one chat request' },
   { flag: 'max-image-bytes', env: 'ATTUNE_MAX_IMAGE_BYTES', path: ['limits', 'maxImageBytes'], kind: 'int', meta: 'BYTES', help: 'decoded size of one image' },
   { flag: 'max-image-pixels', env: 'ATTUNE_MAX_IMAGE_PIXELS', path: ['limits', 'maxImagePixels'], kind: 'int', meta: 'N', help: 'width x height of one image' },
+  // Remote images (SSRF surface: off unless enabled)
+  { flag: 'image-fetch', env: 'ATTUNE_IMAGE_FETCH', path: ['imageFetch', 'enabled'], kind: 'bool', sets: true, help: 'fetch http(s) image_url parts from allow-listed hosts (off: only data: URLs)' },
+  { flag: 'image-fetch-allow', env: 'ATTUNE_IMAGE_FETCH_ALLOW', path: ['imageFetch', 'allowHosts'], kind: 'list', meta: 'HOST', help: 'host images may be fetched from: a name or IP, or *.example.com for names under it; repeatable; checked again on every redirect' },
+  { flag: 'image-fetch-allow-private', env: 'ATTUNE_IMAGE_FETCH_ALLOW_PRIVATE', path: ['imageFetch', 'allowPrivate'], kind: 'bool', sets: true, help: 'let exactly-listed hosts resolve to loopback or private addresses (tests, air-gapped networks); link-local and the rest stay refused' },
+  { flag: 'image-fetch-timeout', env: 'ATTUNE_IMAGE_FETCH_TIMEOUT', path: ['imageFetch', 'timeoutMs'], kind: 'int', meta: 'MS', help: 'deadline for one image fetch, redirects and body included' },
+  { flag: 'image-fetch-max-redirects', env: 'ATTUNE_IMAGE_FETCH_MAX_REDIRECTS', path: ['imageFetch', 'maxRedirects'], kind: 'int', meta: 'N', help: 'redirects followed per image (each target re-checked)' },
 ];
 
 /** The JSON file is named by a flag or env var of its own; it is not a setting inside itself. */

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { EngineOptionsSchema } from '../engine/engine-options.js';
 import { DEFAULT_MODEL } from '../../models/hub.js';
+import { parseHostPattern } from '../api/images/host-allow-list.js';
 
 const MiB = 1024 * 1024;
 
@@ -43,6 +44,28 @@ export const QueueSchema = z.strictObject({
 });
 export type QueueConfig = z.infer<typeof QueueSchema>;
 
+/**
+ * Fetching `image_url`s from http(s). Off by default: it turns the server into a client of URLs its
+ * users choose (SSRF). Only allow-listed hosts are fetched, only at public addresses unless
+ * `allowPrivate`, within the image byte cap and a deadline.
+ */
+export const ImageFetchSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false),
+    /** Hostnames or IP literals, exact, or `*.example.com` for the names below a domain. */
+    allowHosts: z.array(z.string().refine((s) => parseHostPattern(s) !== null, 'expected a hostname, an IP address or *.domain, without scheme, port or path')).default([]),
+    /** Let exactly-listed hosts resolve to loopback or private (RFC 1918, fc00::/7) addresses: tests and air-gapped networks. */
+    allowPrivate: z.boolean().default(false),
+    /** One deadline for the whole fetch, redirects and body included. */
+    timeoutMs: z.number().int().min(1).max(600_000).default(10_000),
+    maxRedirects: z.number().int().min(0).max(10).default(3),
+  })
+  .refine((f) => !f.enabled || f.allowHosts.length > 0, {
+    path: ['allowHosts'],
+    message: 'image fetching is enabled but no host is allowed; add --image-fetch-allow HOST',
+  });
+export type ImageFetchConfig = z.infer<typeof ImageFetchSchema>;
+
 export const ServerConfigSchema = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
   port: z.number().int().min(0).max(65535).default(8000),
@@ -74,6 +97,7 @@ export const ServerConfigSchema = z.strictObject({
   engine: EngineOptionsSchema.strict().default(EngineOptionsSchema.parse({})),
   queue: QueueSchema.default(QueueSchema.parse({})),
   limits: LimitsSchema.default(LimitsSchema.parse({})),
+  imageFetch: ImageFetchSchema.default(ImageFetchSchema.parse({})),
 });
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
 /** What buildServer accepts: any subset, defaults filled in by the schema. */

@@ -13,6 +13,17 @@ export interface ImageSize {
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
+/**
+ * The type named by the leading bytes, for images whose declared type cannot be trusted (a fetched
+ * body's Content-Type is whatever the remote server says).
+ */
+export function sniffImageMime(b: Uint8Array): ImageMime | null {
+  if (b.length >= 8 && PNG_SIGNATURE.every((v, i) => b[i] === v)) return 'image/png';
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'image/jpeg';
+  if (b.length >= 12 && ascii(b, 0, 'RIFF') && ascii(b, 8, 'WEBP')) return 'image/webp';
+  return null;
+}
+
 /** The dimensions, or null when the bytes are not a well-formed header of that type. */
 export function readImageSize(bytes: Uint8Array, mime: ImageMime): ImageSize | null {
   switch (mime) {

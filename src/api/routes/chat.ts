@@ -9,12 +9,14 @@ import type { RouteOptions } from '../context.js';
 import { badRequest } from '../errors.js';
 import { ChatResponder } from '../generation/chat-responder.js';
 import { execute, fanOut, responseId, streamSettings } from '../generation/execute.js';
+import { clientGoneSignal, ImageFetcher } from '../images/image-fetch.js';
 import { checkModelName } from '../model-name.js';
 import { buildSampling, resolveMaxTokens } from '../sampling.js';
 import { parseWith } from '../validation.js';
 
 export const chatRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) => {
   const { model, config } = ctx;
+  const imageFetcher = config.imageFetch.enabled ? new ImageFetcher({ ...config.imageFetch, ...config.limits }) : null;
 
   app.post('/v1/chat/completions', { config: { generation: true } }, async (request, reply) => {
     const arrivedAt = performance.now();
@@ -27,7 +29,12 @@ export const chatRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) 
 
     const ticket = ctx.admission.admit(n);
     try {
-      checkImages(body.messages, config.limits, model.id);
+      const gone = clientGoneSignal(reply.raw);
+      try {
+        await checkImages(body.messages, config.limits, model.id, imageFetcher, gone.signal);
+      } finally {
+        gone.dispose();
+      }
       const prompt = renderChatPrompt(body.messages, body.add_generation_prompt, {
         tokenizer: ctx.tokenizer,
         template: ctx.chatTemplate,
