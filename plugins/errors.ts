@@ -41,10 +41,18 @@ export function toApiError(error: unknown, bodyLimitBytes: number): ApiError {
 export const errorsPlugin = fp<ErrorsPluginOptions>(
   async (app, { metrics, bodyLimitBytes }) => {
     app.setErrorHandler((error, request, reply) => {
+      // A stream that already sent its headers (SSE) has answered and counted its own outcome: an
+      // error here is its socket going away (a client disconnect), not a second failure to report.
+      if (reply.raw.headersSent) {
+        request.log.debug({ err: error }, 'error after the response started');
+        if (!reply.raw.writableEnded) reply.raw.end();
+        return;
+      }
       const api = toApiError(error, bodyLimitBytes);
       if (api.statusCode >= 500) request.log.error({ err: error }, 'request failed');
       else request.log.info({ status: api.statusCode, code: api.code, param: api.param }, api.message);
       if (request.routeOptions.config?.generation === true && api.failure) metrics.failed(api.failure);
+      if (request.raw.socket?.destroyed) return reply.hijack(); // the client is gone: nobody to answer
       return reply.code(api.statusCode).headers(api.headers).send(api.toBody());
     });
 
