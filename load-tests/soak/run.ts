@@ -28,7 +28,7 @@ async function main(): Promise<number> {
       seed: { type: 'string', default: '1' },
       'max-batch': { type: 'string', default: '4' },
       'rss-bound-mb': { type: 'string', default: '64' },
-      'heap-bound-mb': { type: 'string', default: '16' },
+      'heap-bound-mb': { type: 'string', default: '8' },
       json: { type: 'boolean', default: false },
     },
     strict: true,

@@ -9,9 +9,11 @@
  *    (validation = 4xx, overloaded = 429, aborted <= client disconnects, no internal or timeout), and
  *    the finished-sequence counter must lie between the completed choices and those plus the choices
  *    of disconnected requests;
- *  - drift: greedy and seeded requests give the same text every time they are asked;
+ *  - drift: the canaries (greedy and seeded requests, asked again and again among the rest) give
+ *    the same text every time;
  *  - leak: KV slots in use, admission and in-flight generations return to 0, and the heap and RSS
- *    after the warm-up stay within bounds.
+ *    after the warm-up stay within bounds (RSS sampled after full GCs of the main thread, so the
+ *    figure follows what is live rather than when V8 last collected).
  *
  * Used by `npm run soak` (run.ts) and by test/reliability/soak.test.ts.
  */
@@ -33,8 +35,13 @@ export interface SoakOptions {
   durationMs: number;
   concurrency: number;
   seed: number;
-  /** The first part of the run, excluded from the memory baseline (JIT, caches, ORT arenas). Default 0.2. */
+  /**
+   * The warm-up, excluded from the memory baseline while JIT, caches, allocator arenas and V8's heap
+   * sizing settle: at least this fraction of the run (default 0.2) and this many requests (default
+   * 2,000, since settling follows the work done, not the clock), but never more than half the run.
+   */
   warmupFraction?: number;
+  warmupRequests?: number;
   sampleEveryMs?: number;
   /** RSS may grow this much from the warm-up window to the end window. */
   rssBoundMb?: number;
@@ -66,6 +73,9 @@ export interface SoakReport {
   memory: {
     gcExposed: boolean;
     samples: number;
+    /** When the warm-up ended, and after how many requests. */
+    warmupMs: number;
+    warmupRequests: number;
     rssWarmMb: number;
     rssEndMb: number;
     rssGrowthMb: number;
@@ -248,9 +258,10 @@ export async function runSoak(target: SoakTarget, opts: SoakOptions): Promise<So
   const log = opts.log ?? (() => {});
   const gc = gcFunction();
   const warmupMs = opts.durationMs * (opts.warmupFraction ?? 0.2);
+  const warmupRequests = opts.warmupRequests ?? 2_000;
   const sampleEveryMs = opts.sampleEveryMs ?? 500;
   const rssBoundMb = opts.rssBoundMb ?? 64;
-  const heapBoundMb = opts.heapBoundMb ?? 16;
+  const heapBoundMb = opts.heapBoundMb ?? 8;
   const workload = new Workload(opts.seed);
   const violations: string[] = [];
   const violation = (line: string) => {
@@ -274,7 +285,7 @@ export async function runSoak(target: SoakTarget, opts: SoakOptions): Promise<So
     calibrated: 0,
     metrics: { success: 0, validation: 0, overloaded: 0, aborted: 0, timeout: 0, internal: 0 },
     leaks: { slotsInUse: 0, kvCacheUsage: 0, admitted: 0, queuedTokens: 0, activeGenerations: 0, engineInFlight: 0 },
-    memory: { gcExposed: gc !== null, samples: 0, rssWarmMb: 0, rssEndMb: 0, rssGrowthMb: 0, rssPeakMb: 0, heapWarmMb: 0, heapEndMb: 0, heapGrowthMb: 0, rssBoundMb, heapBoundMb, rssTenthsMb: [] },
+    memory: { gcExposed: gc !== null, samples: 0, warmupMs: 0, warmupRequests: 0, rssWarmMb: 0, rssEndMb: 0, rssGrowthMb: 0, rssPeakMb: 0, heapWarmMb: 0, heapEndMb: 0, heapGrowthMb: 0, rssBoundMb, heapBoundMb, rssTenthsMb: [] },
     violations,
   };
 
@@ -283,13 +294,18 @@ export async function runSoak(target: SoakTarget, opts: SoakOptions): Promise<So
   const deadline = started + opts.durationMs;
   const samples: { t: number; rss: number }[] = [];
   let heapWarm: number | null = null;
+  let warmEnd = opts.durationMs / 2;
   const sampler = setInterval(() => {
     const t = performance.now() - started;
     // After a full GC the main thread's share of RSS is its live heap, not however much garbage the
     // last few hundred requests left; without it, RSS swings by tens of MB between samples.
     gc?.();
     samples.push({ t, rss: process.memoryUsage.rss() });
-    if (heapWarm === null && t >= warmupMs) heapWarm = process.memoryUsage().heapUsed;
+    if (heapWarm === null && ((t >= warmupMs && report.requests >= warmupRequests) || t >= opts.durationMs / 2)) {
+      heapWarm = process.memoryUsage().heapUsed;
+      warmEnd = t;
+      report.memory.warmupRequests = report.requests;
+    }
   }, sampleEveryMs);
   const progress = setInterval(() => {
     log(`soak: ${((performance.now() - started) / 1000).toFixed(0)} s, ${report.requests} requests, ${report.completed} completed, ${report.clientAborts} aborted, ${report.rejected} rejected, rss ${(process.memoryUsage.rss() / MB).toFixed(0)} MB`);
@@ -365,15 +381,16 @@ export async function runSoak(target: SoakTarget, opts: SoakOptions): Promise<So
     violation(`request_success_total rose by ${m.success}, outside [${report.completedChoices}, ${report.completedChoices + report.abortedChoices}] (completed choices, plus those of disconnected requests)`);
   }
 
-  // Memory: RSS is compared window to window under the same load (median of the samples just after the
-  // warm-up vs the last 10% of the run); the heap is compared after full GCs, at the end of the warm-up
-  // and once the server is idle.
+  // Memory: RSS is compared window to window under the same load (the median of the samples in the 10%
+  // of the run after the warm-up vs the last 10%, each taken after a full GC); the heap after full
+  // GCs at the end of the warm-up and once the server is idle.
   gc?.();
   const heapEnd = process.memoryUsage().heapUsed;
-  const windowMs = Math.max(opts.durationMs * 0.1, sampleEveryMs * 3);
-  const warmWindow = samples.filter((s) => s.t >= warmupMs && s.t < warmupMs + windowMs).map((s) => s.rss);
-  const endWindow = samples.filter((s) => s.t >= opts.durationMs - windowMs).map((s) => s.rss);
   const mem = report.memory;
+  mem.warmupMs = warmEnd;
+  const windowMs = Math.max(opts.durationMs * 0.1, sampleEveryMs * 3);
+  const warmWindow = samples.filter((s) => s.t >= warmEnd && s.t < warmEnd + windowMs).map((s) => s.rss);
+  const endWindow = samples.filter((s) => s.t >= opts.durationMs - windowMs).map((s) => s.rss);
   mem.samples = samples.length;
   mem.rssWarmMb = median(warmWindow) / MB;
   mem.rssEndMb = median(endWindow) / MB;
@@ -401,7 +418,7 @@ export function formatSoakReport(r: SoakReport): string {
       `${r.completed} completed, ${r.clientAborts} disconnected by the client, ${r.rejected} invalid refused, ${r.overloaded} overloaded`,
     `  /metrics deltas: success ${r.metrics.success} sequences, failures validation ${r.metrics.validation}, overloaded ${r.metrics.overloaded}, aborted ${r.metrics.aborted}, timeout ${r.metrics.timeout}, internal ${r.metrics.internal}`,
     `  at the end: slots in use ${r.leaks.slotsInUse}, kv_cache_usage_perc ${r.leaks.kvCacheUsage}, admitted ${r.leaks.admitted}, queued tokens ${r.leaks.queuedTokens}, active generations ${r.leaks.activeGenerations}`,
-    `  memory: RSS ${m.rssWarmMb.toFixed(1)} -> ${m.rssEndMb.toFixed(1)} MB (growth ${m.rssGrowthMb.toFixed(1)} MB, bound ${m.rssBoundMb}; peak ${m.rssPeakMb.toFixed(1)}), ` +
+    `  memory (after a warm-up of ${(m.warmupMs / 1000).toFixed(0)} s, ${m.warmupRequests} requests): RSS ${m.rssWarmMb.toFixed(1)} -> ${m.rssEndMb.toFixed(1)} MB (growth ${m.rssGrowthMb.toFixed(1)} MB, bound ${m.rssBoundMb}; peak ${m.rssPeakMb.toFixed(1)}), ` +
       `heap after GC ${m.heapWarmMb.toFixed(1)} -> ${m.heapEndMb.toFixed(1)} MB (growth ${m.heapGrowthMb.toFixed(1)} MB, bound ${m.heapBoundMb})${m.gcExposed ? '' : ' [no GC available: heap figures are noisy]'}`,
     `  RSS by tenth of the run (MB): ${m.rssTenthsMb.map((x) => x.toFixed(0)).join(' ')}`,
     `  violations: ${r.violations.length}${r.violations.length ? `\n    ${r.violations.join('\n    ')}` : ''}`,

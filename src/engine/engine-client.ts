@@ -19,13 +19,18 @@ export interface EngineClientOptions {
   engine?: EngineOptionsInput;
   /** Replaces the model's own profile for this engine (experiments, the head search). */
   profile?: ModelProfile;
-  /** Restart backoff after a crash: doubles from `initialMs` up to `maxMs`. */
-  restart?: { initialMs?: number; maxMs?: number };
+  /**
+   * Restart backoff after a crash: doubles from `initialMs` up to `maxMs`, and falls back to
+   * `initialMs` only once a worker has stayed up for `stableMs`.
+   */
+  restart?: { initialMs?: number; maxMs?: number; stableMs?: number };
 }
 
 interface ClientEvents {
   ready: [ModelInfo];
   down: [string];
+  /** A restart is scheduled this many milliseconds from now. */
+  restarting: [number];
   stats: [EngineStats];
   event: [EngineEvent];
 }
@@ -43,6 +48,7 @@ export class EngineClient extends EventEmitter<ClientEvents> {
   private closing = false;
   private restartDelay: number;
   private restartTimer: NodeJS.Timeout | null = null;
+  private stableTimer: NodeJS.Timeout | null = null;
   private readonly options: EngineOptions;
   /** How many times the worker has been (re)started. */
   generation = 0;
@@ -89,7 +95,7 @@ export class EngineClient extends EventEmitter<ClientEvents> {
           loaded = true;
           this.modelInfo = m.info;
           this.ready = true;
-          this.restartDelay = this.opts.restart?.initialMs ?? 100;
+          this.resetBackoffWhenStable(worker);
           this.emit('ready', m.info);
           resolve();
         } else if (m.type === 'fatal') {
@@ -103,6 +109,20 @@ export class EngineClient extends EventEmitter<ClientEvents> {
         if (this.worker === worker) this.onWorkerExit(code, loaded);
       });
     });
+  }
+
+  /**
+   * Resetting the backoff as soon as a worker is ready would make it useless against a worker that
+   * dies right after every restart (a poison request that clients retry, a broken device): it would
+   * reload the model every `initialMs` forever. Only a worker that stays up earns the short delay back.
+   */
+  private resetBackoffWhenStable(worker: Worker): void {
+    if (this.stableTimer) clearTimeout(this.stableTimer);
+    this.stableTimer = setTimeout(() => {
+      this.stableTimer = null;
+      if (this.worker === worker) this.restartDelay = this.opts.restart?.initialMs ?? 100;
+    }, this.opts.restart?.stableMs ?? 30_000);
+    this.stableTimer.unref();
   }
 
   private onMessage(m: FromWorker): void {
@@ -138,6 +158,8 @@ export class EngineClient extends EventEmitter<ClientEvents> {
 
   private onWorkerExit(code: number, loaded: boolean): void {
     this.worker = null;
+    if (this.stableTimer) clearTimeout(this.stableTimer);
+    this.stableTimer = null;
     this.ready = false;
     const why = `engine worker exited with code ${code}`;
     for (const [id, s] of this.streams) s.push({ type: 'error', id, reason: 'internal', message: `${why}; the request was lost mid-generation` });
@@ -157,6 +179,7 @@ export class EngineClient extends EventEmitter<ClientEvents> {
         if (!this.closing && !this.worker) this.onWorkerExit(-1, true);
       });
     }, delay);
+    this.emit('restarting', delay);
   }
 
   private send(m: ToWorker): void {
@@ -220,6 +243,7 @@ export class EngineClient extends EventEmitter<ClientEvents> {
   async close(graceMs = 60_000): Promise<void> {
     this.closing = true;
     if (this.restartTimer) clearTimeout(this.restartTimer);
+    if (this.stableTimer) clearTimeout(this.stableTimer);
     const w = this.worker;
     if (!w) return;
     await new Promise<void>((resolve) => {

@@ -9,6 +9,7 @@
  * (a sequence leaves the queue at its first event), per-sequence metrics, and the first failure.
  */
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { FastifyReply } from 'fastify';
 import { EngineUnavailableError, type EngineClient } from '../../engine/engine-client.js';
 import type { RequestStream } from '../../engine/request-stream.js';
@@ -62,6 +63,9 @@ export class GenerationRun {
     private readonly opts: RunOptions,
   ) {
     this.sequenceMetrics = opts.sequences.map(() => deps.metrics.startSequence(opts.arrivedAt, opts.calibration.ids));
+    // Each sequence's engine stream listens on this one signal, so n x prompts listeners are expected;
+    // past Node's default of 10 it would warn of a leak on every large-n request.
+    setMaxListeners(opts.sequences.length + 10, this.controller.signal);
   }
 
   get signal(): AbortSignal {
