@@ -20,7 +20,7 @@ import type { EngineEvent, GenerationRequest } from '../src/engine/types.js';
 
 const MODEL = process.env.BENCH_MODEL ?? 'stories260K';
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 5);
-const DECODE_TOKENS = 200;
+const DECODE_TOKENS = Number(process.env.BENCH_DECODE_TOKENS ?? 200);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 

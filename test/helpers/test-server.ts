@@ -27,10 +27,12 @@ export interface TestServerOptions {
   calibrators?: readonly AnyCalibrator[];
   /** Collects log lines (the server logs nothing unless config.logLevel is set). */
   logStream?: { write(line: string): void };
+  /** A shared test model other than stories260K. */
+  model?: string;
 }
 
 export async function startTestServer(config: ServerConfigInput = {}, opts: TestServerOptions = {}): Promise<TestServer> {
-  const model = await resolveModel('stories260K', { modelsDir, env: {}, download: false });
+  const model = await resolveModel(opts.model ?? 'stories260K', { modelsDir, env: {}, download: false });
   const assets = await loadModelAssets(model);
   const engine = opts.engine ?? (await EngineClient.start({ model, engine: config.engine ?? {} }));
   const app = buildServer({ logLevel: 'silent', ...config }, {

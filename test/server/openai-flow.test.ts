@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { calibratorById } from '../../calibrators/index.js';
 import { GREEDY_DEFAULTS } from '../../src/engine/probe.js';
 import type { EngineEvent, TokenLogprobs } from '../../src/engine/types.js';
 import { getJson, postJson } from '../helpers/http.js';
@@ -20,7 +19,6 @@ import { startTestServer, type TestServer } from '../helpers/test-server.js';
 const GOLDEN_TEXT = readFileSync(join(repoRoot, 'test', 'fixtures', 'stories260K-greedy-256.txt'), 'utf8').replace(/\n$/, '');
 const GOLDEN_IDS = JSON.parse(readFileSync(join(repoRoot, 'test', 'fixtures', 'stories260K-greedy-256.json'), 'utf8')) as number[];
 const ONCE_IDS = [1, 403, 407, 261, 378];
-const act = calibratorById('act');
 
 function tokenIds(tokens: readonly string[]): number[] {
   return tokens.map((t) => {
@@ -288,14 +286,12 @@ describe('OpenAI flow', () => {
       assert.equal(typeof c.summary, 'string');
       assert.equal(c.config_schema.type, 'object');
     }
-    if (act) {
-      const entry = r.body.data.find((c) => c.id === 'act');
-      assert.ok(entry);
-      assert.ok(entry.config_schema.properties?.beta);
-    }
+    const entry = r.body.data.find((c) => c.id === 'act');
+    assert.ok(entry, 'ACT is listed');
+    for (const key of ['beta', 'threshold', 'heads']) assert.ok(entry.config_schema.properties?.[key], `ACT schema has ${key}`);
   });
 
-  it('applies per-request calibration and reports it, also via vllm_xargs and in streams', { skip: act ? false : 'no ACT calibrator registered' }, async () => {
+  it('applies per-request calibration and reports it, also via vllm_xargs and in streams', async () => {
     const calibration = { act: { heads: { '2': [0, 1], '3': [4] } }, report: 'full' };
     const r = await postJson<Completion>(`${s.url}/v1/completions`, { prompt: 'Once upon a time', max_tokens: 4, temperature: 0, calibration });
     assert.equal(r.status, 200);
@@ -361,12 +357,10 @@ describe('OpenAI flow', () => {
     assert.match(text, /attune:time_to_first_token_seconds_bucket\{le="2560"/);
     assert.match(text, /attune:e2e_request_latency_seconds_bucket\{le="7680"/);
     assert.match(text, /attune:inter_token_latency_seconds_bucket\{le="80"/);
-    if (act) {
-      assert.ok(metricValue(text, 'attune:calibration_requests_total', { calibrator: 'act' })! >= 3);
-      assert.ok(metricValue(text, 'attune:calibration_seconds_count', { calibrator: 'act' })! >= 3);
-      assert.ok(metricValue(text, 'attune:act_sinks_detected_count')! >= 3);
-      assert.equal(metricValue(text, 'attune:act_beta_count'), undefined, 'config echoes are not observations');
-    }
+    assert.ok(metricValue(text, 'attune:calibration_requests_total', { calibrator: 'act' })! >= 3);
+    assert.ok(metricValue(text, 'attune:calibration_seconds_count', { calibrator: 'act' })! >= 3);
+    assert.ok(metricValue(text, 'attune:act_sinks_detected_count')! >= 3);
+    assert.equal(metricValue(text, 'attune:act_beta_count'), undefined, 'config echoes are not observations');
     for (const line of text.split('\n')) {
       if (line && !line.startsWith('#')) assert.match(line, /model_name="stories260K"/, line);
     }

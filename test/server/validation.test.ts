@@ -5,13 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { calibratorById } from '../../calibrators/index.js';
 import { assertErrorShape, postJson } from '../helpers/http.js';
 import { metricValue, scrape } from '../helpers/metrics-text.js';
 import type { Completion } from '../helpers/openai-types.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
-const act = calibratorById('act');
 const ok = { prompt: 'Once upon a time', max_tokens: 2, temperature: 0 };
 const chatOk = { messages: [{ role: 'user', content: 'Once upon a time' }], max_tokens: 2 };
 
@@ -92,15 +90,15 @@ const CASES: Case[] = [
   { name: 'bad calibration report', body: { ...ok, calibration: { report: 'all' } }, param: 'calibration.report' },
   { name: 'calibration both ways', body: { ...ok, calibration: {}, vllm_xargs: { calibration: {} } }, param: 'vllm_xargs.calibration' },
   { name: 'calibration xargs not JSON', body: { ...ok, vllm_xargs: { calibration: '{nope' } }, param: 'vllm_xargs.calibration' },
-  ...(act
-    ? [
-        { name: 'calibration value of the wrong type', body: { ...ok, calibration: { act: 3 } }, param: 'calibration.act' },
-        { name: 'calibration config out of range', body: { ...ok, calibration: { act: { beta: 2 } } }, param: 'calibration.act.beta' },
-        { name: 'calibration config unknown key', body: { ...ok, calibration: { act: { gamma: 1 } } }, param: 'calibration.act' },
-        { name: 'calibration head layer key', body: { ...ok, calibration: { act: { heads: { x: [1] } } } }, param: 'calibration.act.heads.x' },
-        { name: 'calibration via vllm_xargs', body: { ...ok, vllm_xargs: { calibration: { act: { threshold: 0 } } } }, param: 'vllm_xargs.calibration.act.threshold' },
-      ]
-    : []),
+  { name: 'calibration value of the wrong type', body: { ...ok, calibration: { act: 3 } }, param: 'calibration.act' },
+  { name: 'calibration config out of range', body: { ...ok, calibration: { act: { beta: 2 } } }, param: 'calibration.act.beta' },
+  { name: 'calibration threshold out of range', body: { ...ok, calibration: { act: { threshold: 0 } } }, param: 'calibration.act.threshold' },
+  { name: 'calibration config unknown key', body: { ...ok, calibration: { act: { gamma: 1 } } }, param: 'calibration.act' },
+  { name: 'calibration head layer key', body: { ...ok, calibration: { act: { heads: { x: [1] } } } }, param: 'calibration.act.heads.x' },
+  { name: 'calibration layer without ACT', body: { ...ok, calibration: { act: { heads: { 0: [1] } } } }, param: 'calibration.act.heads.0' },
+  { name: 'calibration head out of range', body: { ...ok, calibration: { act: { heads: { 2: [1, 8] } } } }, param: 'calibration.act.heads.2.1' },
+  { name: 'calibration heads not a list', body: { ...ok, calibration: { act: { heads: { 2: 1 } } } }, param: 'calibration.act.heads.2' },
+  { name: 'calibration via vllm_xargs', body: { ...ok, vllm_xargs: { calibration: { act: { threshold: 0 } } } }, param: 'vllm_xargs.calibration.act.threshold' },
   // Chat
   { name: 'no messages', path: '/v1/chat/completions', body: { messages: [] }, param: 'messages' },
   { name: 'too many messages', path: '/v1/chat/completions', body: { messages: Array.from({ length: 4 }, () => ({ role: 'user', content: 'hi' })) }, param: 'messages', message: /max_messages/ },
