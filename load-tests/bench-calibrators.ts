@@ -13,7 +13,7 @@ import { loadProfile } from '../models/profiles/profile.js';
 import { EngineCore } from '../src/engine/engine-core.js';
 import { EngineOptionsSchema } from '../src/engine/engine-options.js';
 import { buildEngineModel } from '../src/engine/load-engine-model.js';
-import { GREEDY_DEFAULTS } from '../src/engine/probe.js';
+import { GREEDY_DEFAULTS } from '../src/engine/sampling/defaults.js';
 import { CALIBRATORS } from '../calibrators/index.js';
 import { act } from '../calibrators/act.js';
 import type { EngineEvent, GenerationRequest } from '../src/engine/types.js';

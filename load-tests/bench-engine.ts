@@ -14,7 +14,7 @@ import { EngineClient } from '../src/engine/engine-client.js';
 import { EngineCore } from '../src/engine/engine-core.js';
 import { EngineOptionsSchema } from '../src/engine/engine-options.js';
 import { buildEngineModel } from '../src/engine/load-engine-model.js';
-import { GREEDY_DEFAULTS } from '../src/engine/probe.js';
+import { GREEDY_DEFAULTS } from '../src/engine/sampling/defaults.js';
 import type { EngineEvent, GenerationRequest } from '../src/engine/types.js';
 
 const MODEL = process.env.BENCH_MODEL ?? 'stories260K';

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { resolveModel } from '../../models/resolve.js';
 import { loadTokenizer } from '../../models/tokenizers/load-tokenizer.js';
 import { EngineClient } from '../engine/engine-client.js';
-import { GREEDY_DEFAULTS } from '../engine/probe.js';
+import { GREEDY_DEFAULTS } from '../engine/sampling/defaults.js';
 
 const HELP = `usage: attune generate [--model NAME|PATH] [--prompt TEXT] [--max-tokens N] [--temperature T] [--seed S]
 

@@ -5,7 +5,7 @@
  * prompt-logprob event rather than from sampling.
  */
 import type { EngineClient } from '../engine/engine-client.js';
-import { GREEDY_DEFAULTS } from '../engine/probe.js';
+import { GREEDY_DEFAULTS } from '../engine/sampling/defaults.js';
 import type { GenerationRequest } from '../engine/types.js';
 import type { ScoredSpan } from './prepare.js';
 

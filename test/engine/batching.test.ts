@@ -10,7 +10,7 @@ import { EngineClient } from '../../src/engine/engine-client.js';
 import { resolveModel } from '../../models/resolve.js';
 import { loadTokenizer } from '../../models/tokenizers/load-tokenizer.js';
 import type { Tokenizer } from '../../models/tokenizers/tokenizer.js';
-import { GREEDY_DEFAULTS } from '../../src/engine/probe.js';
+import { GREEDY_DEFAULTS } from '../../src/engine/sampling/defaults.js';
 import type { SamplingParams } from '../../src/engine/types.js';
 
 const PROMPTS = [

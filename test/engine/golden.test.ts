@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { modelsDir, repoRoot, stories260K, STORIES_GOLDEN_PREFIX } from '../helpers/models-dir.js';
 import { EngineClient } from '../../src/engine/engine-client.js';
 import { resolveModel } from '../../models/resolve.js';
-import { GREEDY_DEFAULTS } from '../../src/engine/probe.js';
+import { GREEDY_DEFAULTS } from '../../src/engine/sampling/defaults.js';
 
 const fixtureIds = JSON.parse(readFileSync(join(repoRoot, 'test/fixtures/stories260K-greedy-256.json'), 'utf8')) as number[];
 const fixtureText = readFileSync(join(repoRoot, 'test/fixtures/stories260K-greedy-256.txt'), 'utf8');

@@ -17,7 +17,7 @@ import { loadHfDecoder } from '../../models/checkpoint/hf-decoder.js';
 import { llama2cToHf, writeHfCheckpoint } from '../../models/checkpoint/convert.js';
 import { resolveModel } from '../../models/resolve.js';
 import { EngineClient } from '../../src/engine/engine-client.js';
-import { GREEDY_DEFAULTS } from '../../src/engine/probe.js';
+import { GREEDY_DEFAULTS } from '../../src/engine/sampling/defaults.js';
 
 const fixtureIds = JSON.parse(readFileSync(join(repoRoot, 'test/fixtures/stories260K-greedy-256.json'), 'utf8')) as number[];
 

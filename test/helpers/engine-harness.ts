@@ -4,7 +4,7 @@
  */
 import { EngineCore, type EngineModel } from '../../src/engine/engine-core.js';
 import { EngineOptionsSchema, type EngineOptionsInput } from '../../src/engine/engine-options.js';
-import { GREEDY_DEFAULTS } from '../../src/engine/probe.js';
+import { GREEDY_DEFAULTS } from '../../src/engine/sampling/defaults.js';
 import type { EngineEvent, GenerationRequest, SamplingParams } from '../../src/engine/types.js';
 
 export interface RunResult {

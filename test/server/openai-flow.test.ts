@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { GREEDY_DEFAULTS } from '../../src/engine/probe.js';
+import { GREEDY_DEFAULTS } from '../../src/engine/sampling/defaults.js';
 import type { EngineEvent, TokenLogprobs } from '../../src/engine/types.js';
 import { getJson, postJson } from '../helpers/http.js';
 import { metricValue, scrape } from '../helpers/metrics-text.js';
