@@ -106,7 +106,8 @@ export class EngineClient extends EventEmitter<ClientEvents> {
         if (!loaded) reject(e);
       });
       worker.on('exit', (code) => {
-        if (this.worker === worker) this.onWorkerExit(code, loaded);
+        if (!loaded) reject(new Error(`engine worker exited with code ${code} before the model loaded`));
+        if (this.worker === worker) this.onWorkerExit(code);
       });
     });
   }
@@ -156,7 +157,8 @@ export class EngineClient extends EventEmitter<ClientEvents> {
     }
   }
 
-  private onWorkerExit(code: number, loaded: boolean): void {
+  /** Any exit but close() is a crash: after the first successful load, a worker always comes back. */
+  private onWorkerExit(code: number): void {
     this.worker = null;
     if (this.stableTimer) clearTimeout(this.stableTimer);
     this.stableTimer = null;
@@ -168,16 +170,15 @@ export class EngineClient extends EventEmitter<ClientEvents> {
     this.probes.clear();
     this.latestStats = { ...this.latestStats, running: 0, waiting: 0, slotsInUse: 0 };
     this.emit('down', why);
-    if (this.closing || !loaded) return;
+    // The very first load reports its failure through start(); there is nothing to come back to.
+    if (this.closing || !this.modelInfo) return;
     const delay = this.restartDelay;
     this.restartDelay = Math.min(delay * 2, this.opts.restart?.maxMs ?? 10_000);
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
-      this.spawn().catch(() => {
-        // A failed reload exits the worker, and onWorkerExit schedules the next try... unless the
-        // failure came before 'ready', in which case retry here with the grown delay.
-        if (!this.closing && !this.worker) this.onWorkerExit(-1, true);
-      });
+      // A reload that fails (the files vanished, the device is gone) exits its worker too, and that
+      // exit schedules the next try with the grown delay; the rejection itself needs no handling.
+      this.spawn().catch(() => undefined);
     }, delay);
     this.emit('restarting', delay);
   }
