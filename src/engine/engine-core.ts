@@ -381,15 +381,26 @@ export class EngineCore {
     return feeds;
   }
 
-  /** Samples from one logits row, emits the token, and finishes the row when it should stop. */
+  /**
+   * Samples from one logits row, emits the token, and finishes the row when it should stop. A row
+   * whose sampling fails (e.g. its processors pushed every logit to ±∞) fails alone: the other rows
+   * of the step are unaffected.
+   */
   private emitToken(row: Row, logits: Float32Array): void {
-    const { tokenId, logprobs } = row.sampler.sample(logits);
+    let sampled: { tokenId: number; logprobs: TokenLogprobs | null };
+    try {
+      sampled = row.sampler.sample(logits);
+    } catch (e) {
+      this.fail(row, `sampling failed: ${(e as Error).message}`);
+      return;
+    }
+    const { tokenId, logprobs } = sampled;
     row.firstTokenAt ??= performance.now();
     row.lastToken = tokenId;
     const { text, finished } = row.output.append(tokenId);
     this.events.push({ type: 'tokens', id: row.req.id, tokenIds: [tokenId], text, logprobs: logprobs ? [logprobs] : null });
+    // submit() keeps prompt + max_tokens within the context, so 'length' comes from RowOutput.
     if (finished) this.finish(row, finished.reason, finished.stoppedBy);
-    else if (row.slot!.used + 1 > this.maxModelLen) this.finish(row, 'length', null);
   }
 
   private finish(row: Row, reason: 'stop' | 'length' | 'abort', stoppedBy: string | number | null): void {

@@ -64,6 +64,7 @@ const CASES: Case[] = [
   { name: 'min_p above 1', body: { ...ok, min_p: 1.5 }, param: 'min_p' },
   { name: 'presence_penalty out of range', body: { ...ok, presence_penalty: 3 }, param: 'presence_penalty' },
   { name: 'repetition_penalty zero', body: { ...ok, repetition_penalty: 0 }, param: 'repetition_penalty' },
+  { name: 'repetition_penalty tiny (would make logits infinite)', body: { ...ok, repetition_penalty: 1e-300, temperature: 1 }, param: 'repetition_penalty' },
   { name: 'seed not an integer', body: { ...ok, seed: 1.5 }, param: 'seed' },
   { name: 'logprobs above 20', body: { ...ok, logprobs: 21 }, param: 'logprobs' },
   { name: 'too many stop strings', body: { ...ok, stop: ['a', 'b', 'c'] }, param: 'stop', message: /max_stop_strings/ },

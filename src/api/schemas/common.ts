@@ -30,7 +30,8 @@ export function samplingFields(limits: Limits) {
     /** -1 and 0 both mean off, as in vLLM. */
     top_k: optional(z.number().int().min(-1)),
     min_p: optional(z.number().min(0).max(1)),
-    repetition_penalty: optional(z.number().gt(0).max(100)),
+    // Below 1e-3 a division pushes ordinary logits to ±∞, which leaves nothing to sample.
+    repetition_penalty: optional(z.number().min(1e-3).max(100)),
     presence_penalty: optional(z.number().min(-2).max(2)),
     frequency_penalty: optional(z.number().min(-2).max(2)),
     /** Keys are token ids as strings; checked against the vocabulary once it is known. */
