@@ -2,11 +2,13 @@
  * Readiness, stricter than vLLM's liveness-only /health (vllm#36960): the model is loaded, the
  * worker is alive, a real one-token forward has passed recently, and the server is not draining.
  *
- * Any engine step that produced events counts as a passed forward. Without that, a busy server
- * would queue its own probe behind client work, time out, and be pulled from the load balancer
- * exactly when it is working hardest.
+ * A generated token (or prompt logprobs) proves a forward passed, so it counts as a probe. Without
+ * that, a busy server would queue its own probe behind client work, time out, and be pulled from the
+ * load balancer exactly when it is working hardest. An internal failure does the opposite: the next
+ * /ready runs a real probe instead of trusting the last success.
  */
 import type { EngineClient } from '../engine/engine-client.js';
+import type { EngineEvent } from '../engine/types.js';
 import type { Lifecycle } from './lifecycle.js';
 
 export type ReadyState = { ready: true } | { ready: false; reason: 'draining' | 'not_ready' | 'probe_failed'; message: string };
@@ -14,8 +16,9 @@ export type ReadyState = { ready: true } | { ready: false; reason: 'draining' | 
 export class Readiness {
   private freshUntil = 0;
   private inFlightProbe: Promise<ReadyState> | null = null;
-  private readonly onEvent = () => {
-    this.freshUntil = performance.now() + this.freshMs;
+  private readonly onEvent = (e: EngineEvent) => {
+    if (e.type === 'tokens' || e.type === 'prompt') this.freshUntil = performance.now() + this.freshMs;
+    else if (e.type === 'error' && e.reason === 'internal') this.freshUntil = 0;
   };
   private readonly onDown = () => {
     this.freshUntil = 0;
