@@ -303,8 +303,7 @@ export class EngineCore {
     const B = rows.length;
     const feeds = buildStepFeeds(shape, this.model.config.maxSeqLen, graph.geometry);
     for (const spec of graph.states) {
-      const data = shape.fedCap === 0 ? new Float32Array(0) : single ? this.pool.rowView(spec.name, single) : this.pool.batchView(spec.name, B);
-      feeds[spec.name] = new OrtTensorCtor('float32', data, this.pool.dims(spec, B, shape.fedCap));
+      feeds[spec.name] = new OrtTensorCtor('float32', this.stateFeed(spec.name, rows, shape, single), this.pool.dims(spec, B, shape.fedCap));
     }
     const rowSteps = rows.map((row, b) => this.rowStep(row, shape.rows[b]!, shape));
     Object.assign(feeds, this.rowInputFeeds(graph.rowInputs, rows, rowSteps, shape));
@@ -314,6 +313,8 @@ export class EngineCore {
     rows.forEach((row, b) => {
       const sr = shape.rows[b]!;
       for (const spec of graph.states) {
+        // A calibrator's state only matters to rows that use it; skip the copy for the others.
+        if (spec.owner !== 'decoder' && !row.calibrations.some((c) => c.calibrator.id === spec.owner)) continue;
         const data = out[spec.outputName]!.data as Float32Array;
         this.pool.writeBack(spec.name, row.slot!, data, b, shape.newTokens, sr.tokens.length, shape.fedCap, sr.past);
       }
@@ -321,6 +322,16 @@ export class EngineCore {
       for (const c of row.calibrations) c.calibrator.afterStep?.(c.config, rowSteps[b]!, c.memo);
     });
     return out;
+  }
+
+  /**
+   * One state's feed: the packed decoding region or one row's slot, zero-copy; a fresh prefill has
+   * no past positions, but a state without a position axis still brings each row's value.
+   */
+  private stateFeed(name: string, rows: Row[], shape: StepShape, single: SlotHandle | null): Float32Array {
+    if (single) return this.pool.rowView(name, single);
+    if (shape.fedCap > 0) return this.pool.batchView(name, rows.length);
+    return this.pool.hasPositions(name) ? new Float32Array(0) : this.pool.gather(name, rows.map((r) => r.slot!));
   }
 
   private rowStep(row: Row, sr: StepRow, shape: StepShape): RowStep {

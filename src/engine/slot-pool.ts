@@ -32,6 +32,7 @@ interface StateLayout {
 
 export class SlotPool {
   private layouts: StateLayout[];
+  private readonly byName: Map<string, StateLayout>;
   private readonly slots: (SlotHandle | null)[];
   private decodingCount = 0;
   private cap: number;
@@ -56,6 +57,7 @@ export class SlotPool {
         buffer: new Float32Array(0),
       };
     });
+    this.byName = new Map(this.layouts.map((l) => [l.spec.name, l]));
     this.allocate(this.cap);
   }
 
@@ -125,6 +127,9 @@ export class SlotPool {
       if (!this.slots[i]) {
         const h: SlotHandle = { index: i, used: 0 };
         this.slots[i] = h;
+        // States without a position axis are read whole on the first step: start them at zero, not
+        // at whatever the slot's previous row left. (Positional states are only read where filled.)
+        for (const l of this.layouts) if (!l.hasKeys) l.buffer.fill(0, i * l.inner, (i + 1) * l.inner);
         return h;
       }
     }
@@ -189,9 +194,23 @@ export class SlotPool {
   }
 
   private layoutOf(name: string): StateLayout {
-    const l = this.layouts.find((x) => x.spec.name === name);
+    const l = this.byName.get(name);
     if (!l) throw new Error(`unknown state '${name}'`);
     return l;
+  }
+
+  /** Whether a state has a position axis (else it is read whole every step). */
+  hasPositions(name: string): boolean {
+    return this.layoutOf(name).hasKeys;
+  }
+
+  /** A copy of several rows' state, for rows that are not packed together (fresh prefills). */
+  gather(name: string, handles: readonly SlotHandle[]): Float32Array {
+    const l = this.layoutOf(name);
+    const n = this.rowFloats(l);
+    const out = new Float32Array(handles.length * n);
+    handles.forEach((h, b) => out.set(l.buffer.subarray(h.index * n, (h.index + 1) * n), b * n));
+    return out;
   }
 
   /** The decoding region's first `rows` rows, as one zero-copy view. */
