@@ -55,6 +55,24 @@ export function actLayers(model: ModelFacts): number[] {
   return model.profile.act?.layers ?? Array.from({ length: Math.max(0, L - 2) }, (_, i) => i + 2);
 }
 
+/**
+ * A profile written for another model must stop the engine at load, not surface later as a client
+ * error (or a failed forward) on requests that only asked for `"act": true`.
+ */
+function checkProfile(model: ModelFacts): void {
+  const { nLayers, nHeads } = model.config;
+  const profile = model.profile.act;
+  if (!profile) return;
+  const where = `the ACT profile of ${model.name}`;
+  for (const l of actLayers(model)) if (l >= nLayers) throw new Error(`${where} names layer ${l}, but the model has ${nLayers} layers`);
+  const layers = new Set(actLayers(model));
+  for (const [key, heads] of Object.entries(profile.heads)) {
+    if (!layers.has(Number(key))) throw new Error(`${where} has heads in layer ${key}, which is not among its ACT layers (${[...layers].join(', ')})`);
+    const bad = heads.find((h) => h >= nHeads);
+    if (bad !== undefined) throw new Error(`${where} names head ${bad} in layer ${key}, but the model has ${nHeads} query heads`);
+  }
+}
+
 const inputNames = {
   divisor: 'act.divisor',
   tau: 'act.tau',
@@ -142,6 +160,7 @@ export const act: Calibrator<ActConfig, ActMemo> = {
   needsWholePrefill: () => true,
 
   fragments(model) {
+    checkProfile(model);
     const layers = new Set(actLayers(model));
     return [{ owner: 'act', hook: 'attn.hook_pattern', layers: (l) => layers.has(l), build: buildFragment } satisfies HookFragment];
   },

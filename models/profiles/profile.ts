@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
 /** `{ "<layer>": [query heads] }`, 0-based. */
-export const HeadSetSchema = z.record(z.string().regex(/^\d+$/, 'layer keys are 0-based integers'), z.array(z.number().int().min(0)));
+// Canonical integers only, so "2" and "02" cannot both name layer 2.
+export const HeadSetSchema = z.record(z.string().regex(/^(0|[1-9]\d*)$/, 'layer keys are 0-based integers without leading zeros'), z.array(z.number().int().min(0)));
 export type HeadSet = z.infer<typeof HeadSetSchema>;
 
 export const ModelProfileSchema = z.object({

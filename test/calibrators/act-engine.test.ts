@@ -161,5 +161,14 @@ describe('ACT in the engine (stories260K)', { skip: !existsSync(stories260K.chec
     assert.throws(() => resolve({ heads: { 2: [1, 8] } }), (e: { path?: unknown[] }) => JSON.stringify(e.path) === '["heads","2",1]');
     assert.throws(() => act.resolve(true, facts), /no ACT head profile.*attune profile act/);
     assert.throws(() => resolve({ beta: 2, heads: HEADS }));
+    assert.throws(() => resolve({ heads: { '02': [1] } }), /leading zeros/);
+  });
+
+  it('a profile that does not fit the model stops the engine at load', () => {
+    const withProfile = (act_: NonNullable<ModelFacts['profile']['act']>) => ({ ...facts, profile: { act: act_ } });
+    assert.throws(() => act.fragments(withProfile({ heads: {}, layers: [2, 9] })), /names layer 9, but the model has 5 layers/);
+    assert.throws(() => act.fragments(withProfile({ heads: { 1: [0] } })), /heads in layer 1, which is not among its ACT layers/);
+    assert.throws(() => act.fragments(withProfile({ heads: { 3: [8] } })), /names head 8 in layer 3, but the model has 8 query heads/);
+    assert.equal(act.fragments(withProfile({ heads: { 3: [7] } })).length, 1);
   });
 });
