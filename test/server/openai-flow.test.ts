@@ -119,6 +119,8 @@ describe('OpenAI flow', () => {
     assert.deepEqual(tokenIds(lp.tokens), ONCE_IDS);
     assert.equal(lp.token_logprobs[0], null);
     assert.equal(lp.top_logprobs[0], null);
+    // Offsets index the returned text: BOS adds nothing, and "Once" starts at 0 without a space.
+    assert.deepEqual(lp.text_offset, [0, 0, 4, 9, 11]);
     assert.deepEqual(r.body.usage, { prompt_tokens: 5, completion_tokens: 0, total_tokens: 5 });
 
     // The same scoring straight through the engine.

@@ -128,3 +128,17 @@ describe('report histograms and auth helpers', () => {
     assert.equal(bearerToken(undefined), null);
   });
 });
+
+describe('token text for logprobs', () => {
+  it('gives a byte-fallback token its raw byte, not the bytes of U+FFFD', async () => {
+    const { loadLlama2cTokenizer } = await import('../../models/tokenizers/llama2c-tokenizer.js');
+    const { TokenText } = await import('../../src/api/generation/token-text.js');
+    const { stories260K } = await import('../helpers/models-dir.js');
+    const tok = await loadLlama2cTokenizer(stories260K.tokenizer, 512);
+    const text = new TokenText(tok);
+    // "😀" is F0 9F 98 80 in UTF-8: tok512 has no piece for it, so it encodes as four byte tokens.
+    const ids = tok.encode('😀', { addBos: false }).filter((id) => /^<0x/.test(tok.idToPiece(id)));
+    assert.deepEqual(ids.map((id) => text.bytes(id)), [[0xf0], [0x9f], [0x98], [0x80]]);
+    assert.deepEqual(text.bytes(tok.encode('Once', { addBos: false }).at(-1)!), [...Buffer.from(text.text(tok.encode('Once', { addBos: false }).at(-1)!), 'utf8')]);
+  });
+});

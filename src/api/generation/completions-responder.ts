@@ -5,6 +5,8 @@
  * (nothing predicts the first token).
  */
 import type { TokenLogprobs } from '../../engine/types.js';
+import { IncrementalDetokenizer } from '../../engine/sampling/detokenizer.js';
+import type { Tokenizer } from '../../../models/tokenizers/tokenizer.js';
 import { BaseResponder, topLevelCalibration, type ResponderOptions } from './responder.js';
 import type { OutputEvent } from './run.js';
 import type { TokenText } from './token-text.js';
@@ -28,6 +30,8 @@ export interface CompletionsOptions extends ResponderOptions {
   logprobs: number | null;
   tokensAsIds: boolean;
   tokenText: TokenText;
+  /** Decodes tokens in context, so text_offset indexes the text actually returned. */
+  tokenizer: Pick<Tokenizer, 'decode'>;
 }
 
 interface ChoiceAcc {
@@ -35,6 +39,8 @@ interface ChoiceAcc {
   logprobs: LegacyLogprobs | null;
   /** Characters so far, for text_offset. */
   offset: number;
+  /** The choice's tokens decoded as its text is: context-dependent spaces, special tokens skipped. */
+  detokenizer: IncrementalDetokenizer | null;
 }
 
 export class CompletionsResponder extends BaseResponder {
@@ -42,7 +48,14 @@ export class CompletionsResponder extends BaseResponder {
 
   constructor(private readonly o: CompletionsOptions) {
     super(o);
-    this.acc = o.sources.map(() => ({ text: '', logprobs: o.logprobs === null ? null : emptyLogprobs(), offset: 0 }));
+    // With echo the offsets run over prompt + completion; without, over the completion, whose first
+    // token still needs the prompt as context (llama2.c drops the space after BOS, for one).
+    this.acc = o.sources.map((s) => ({
+      text: '',
+      logprobs: o.logprobs === null ? null : emptyLogprobs(),
+      offset: 0,
+      detokenizer: o.logprobs === null ? null : new IncrementalDetokenizer(o.tokenizer, o.echo ? [] : s.promptIds),
+    }));
     // Echo without logprobs has no prompt event to wait for: the prompt text leads the choice at once.
     if (o.echo && o.logprobs === null && !o.streaming) o.sources.forEach((s, i) => (this.acc[i]!.text = s.promptText));
   }
@@ -126,7 +139,7 @@ export class CompletionsResponder extends BaseResponder {
       out.token_logprobs.push(entry ? entry.logprob : null);
       out.top_logprobs.push(entry ? topMap(entry, tokenText, tokensAsIds) : null);
       out.text_offset.push(a.offset);
-      a.offset += tokenText.text(id).length;
+      a.offset += a.detokenizer!.append(id).length;
     });
     return out;
   }

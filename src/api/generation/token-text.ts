@@ -20,7 +20,12 @@ export class TokenText {
     return asTokenIds ? `token_id:${id}` : this.text(id);
   }
 
+  /**
+   * The token's own bytes. A byte-fallback token (`<0xE6>`) is one raw byte, which decoding on its
+   * own would turn into U+FFFD; clients join these bytes to rebuild characters split over tokens.
+   */
   bytes(id: number): number[] {
-    return [...Buffer.from(this.text(id), 'utf8')];
+    const byte = /^<0x([0-9A-Fa-f]{2})>$/.exec(this.tokenizer.idToPiece(id));
+    return byte ? [parseInt(byte[1]!, 16)] : [...Buffer.from(this.text(id), 'utf8')];
   }
 }

@@ -47,6 +47,7 @@ export const completionsRoute: FastifyPluginAsync<RouteOptions> = async (app, { 
         logprobs: body.logprobs,
         tokensAsIds: body.return_tokens_as_token_ids ?? false,
         tokenText: ctx.tokenText,
+        tokenizer: ctx.tokenizer,
       });
       return await execute(ctx, {
         request,
