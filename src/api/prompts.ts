@@ -47,6 +47,8 @@ function tokenArray(a: unknown[], param: string): number[] {
 export interface EncodeLimits {
   vocabSize: number;
   maxPromptChars: number;
+  /** Prepend BOS to text prompts (vLLM's add_special_tokens, default true). */
+  addBos?: boolean;
 }
 
 /** Tokenizes (or checks) each prompt. */
@@ -54,7 +56,9 @@ export function encodePrompts(raw: readonly RawPrompt[], tokenizer: Tokenizer, l
   return raw.map((p) => {
     if (p.kind === 'text') {
       checkPromptChars(p.text.length, p.param, limits.maxPromptChars);
-      return { ids: tokenizer.encode(p.text, { addBos: true }), text: p.text, param: p.param };
+      const ids = tokenizer.encode(p.text, { addBos: limits.addBos ?? true });
+      if (ids.length === 0) throw badRequest(`${p.param}: the prompt has no tokens (empty text without add_special_tokens)`, p.param);
+      return { ids, text: p.text, param: p.param };
     }
     p.ids.forEach((t, j) => {
       if (t >= limits.vocabSize) {

@@ -105,6 +105,8 @@ describe('OpenAI flow', () => {
       assert.ok(lp.token_logprobs[k]! <= 0);
     });
     assert.deepEqual(lp.text_offset.slice(0, 2), [0, 1]);
+    const noBos = await postJson<Completion>(`${s.url}/v1/completions`, { prompt: 'Once upon a time', max_tokens: 1, add_special_tokens: false });
+    assert.equal(noBos.body.usage!.prompt_tokens, ONCE_IDS.length - 1, 'add_special_tokens: false leaves BOS out');
     const plain = await postJson<Completion>(`${s.url}/v1/completions`, { prompt: 'Once upon a time', max_tokens: 6, temperature: 0, logprobs: 1 });
     assert.equal(plain.body.choices[0]!.logprobs!.tokens.join(''), plain.body.choices[0]!.text);
   });

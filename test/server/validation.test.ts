@@ -99,6 +99,8 @@ const CASES: Case[] = [
   { name: 'calibration layer without ACT', body: { ...ok, calibration: { act: { heads: { 0: [1] } } } }, param: 'calibration.act.heads.0' },
   { name: 'calibration head out of range', body: { ...ok, calibration: { act: { heads: { 2: [1, 8] } } } }, param: 'calibration.act.heads.2.1' },
   { name: 'calibration heads not a list', body: { ...ok, calibration: { act: { heads: { 2: 1 } } } }, param: 'calibration.act.heads.2' },
+  { name: 'unknown vllm_xargs key (would be dropped)', body: { ...ok, vllm_xargs: { my_processor: 1 } }, param: 'vllm_xargs' },
+  { name: 'empty prompt without special tokens', body: { ...ok, prompt: '', add_special_tokens: false }, param: 'prompt' },
   { name: 'calibration via vllm_xargs', body: { ...ok, vllm_xargs: { calibration: { act: { threshold: 0 } } } }, param: 'vllm_xargs.calibration.act.threshold' },
   // Chat
   { name: 'no messages', path: '/v1/chat/completions', body: { messages: [] }, param: 'messages' },

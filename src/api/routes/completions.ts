@@ -29,7 +29,7 @@ export const completionsRoute: FastifyPluginAsync<RouteOptions> = async (app, { 
 
     const ticket = ctx.admission.admit(raw.length * n);
     try {
-      const prompts = encodePrompts(raw, ctx.tokenizer, { vocabSize: model.vocabSize, maxPromptChars: model.maxPromptChars });
+      const prompts = encodePrompts(raw, ctx.tokenizer, { vocabSize: model.vocabSize, maxPromptChars: model.maxPromptChars, addBos: body.add_special_tokens });
       const promptLogprobs = body.echo && body.logprobs !== null ? body.logprobs : null;
       const perPrompt = prompts.map((p) => {
         const maxTokens = resolveMaxTokens(p.ids.length, p.param, body.max_tokens, 'max_tokens', model);

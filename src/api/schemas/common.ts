@@ -62,7 +62,9 @@ export function samplingFields(limits: Limits) {
     user: optional(z.string()),
     /** Validated separately: its shape depends on the registered calibrators. */
     calibration: z.unknown().optional(),
-    vllm_xargs: optional(z.record(z.string(), z.unknown())),
+    // vLLM passes these to its logits processors; attune has one consumer, so any other key would
+    // be silently dropped: refuse it instead.
+    vllm_xargs: optional(z.object({ calibration: z.unknown().optional() }).strict()),
 
     // vLLM's extra parameters that attune does not implement.
     skip_special_tokens: unsupportedField('skip_special_tokens: false is not supported (special tokens are always skipped)', (v) => v === true),

@@ -17,6 +17,8 @@ export function completionsSchema(limits: Limits) {
       .nullish()
       .transform((v) => v ?? null),
     best_of: z.number().int().min(1).nullish().transform((v) => v ?? undefined),
+    /** vLLM: whether text prompts get the tokenizer's BOS; token-id prompts are used as given. */
+    add_special_tokens: z.boolean().nullish().transform((v) => v ?? true),
     suffix: unsupportedField('suffix is not supported', (v) => v === ''),
   });
 }
