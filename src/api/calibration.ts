@@ -12,6 +12,7 @@ import { describeIssue } from './validation.js';
 export interface CalibrationSelection {
   /** Calibrator id -> resolved config, for GenerationRequest.calibration (ids that are on). */
   configs: Record<string, unknown>;
+  /** Calibrators whose config changes something (metrics count these; identity settings are off). */
   ids: string[];
   detail: CalibrationDetail;
   /** The request had a calibration field at all (then the response carries a calibration object). */
@@ -67,8 +68,9 @@ function parseObject(raw: unknown, base: string, calibrators: ReadonlyMap<string
       );
     }
     if (value === false) continue;
-    selection.configs[key] = resolveOne(calibrator, value, path, facts);
-    selection.ids.push(key);
+    const config = resolveOne(calibrator, value, path, facts);
+    selection.configs[key] = config;
+    if (calibrator.isActive(config)) selection.ids.push(key);
   }
   return selection;
 }

@@ -47,6 +47,8 @@ interface Row {
   prefilled: number;
   lastToken: number;
   calibrations: ActiveCalibration[];
+  /** Requested with settings that change nothing (e.g. ACT with beta 1): reported as inactive. */
+  idleCalibrators: string[];
   wholePrefill: boolean;
   sampler: RowSampler;
   output: RowOutput;
@@ -105,10 +107,14 @@ export class EngineCore {
       throw new Error(`prompt (${promptIds.length} tokens) plus max_tokens (${sampling.maxTokens}) exceeds the context of ${this.maxModelLen}`);
     }
     const calibrations: ActiveCalibration[] = [];
+    const idle: string[] = [];
     for (const [id, config] of Object.entries(req.calibration)) {
       const calibrator = this.model.calibrators.get(id);
       if (!calibrator) throw new Error(`unknown calibrator '${id}'`);
-      if (!calibrator.isActive(config)) continue;
+      if (!calibrator.isActive(config)) {
+        idle.push(id);
+        continue;
+      }
       if (!this.model.calibrated) throw new Error('calibrated graph is not compiled');
       calibrations.push({ calibrator, config, memo: calibrator.createMemo(config) });
     }
@@ -120,6 +126,7 @@ export class EngineCore {
       prefilled: 0,
       lastToken: promptIds[promptIds.length - 1]!,
       calibrations,
+      idleCalibrators: idle,
       wholePrefill: calibrations.some((c) => c.calibrator.needsWholePrefill(c.config)),
       sampler: new RowSampler(sampling, promptIds, { scratch: this.scratch, extraProcessors }),
       output: new RowOutput(this.model.tokenizer, sampling, promptIds),
@@ -428,7 +435,10 @@ export class EngineCore {
       stoppedBy,
       promptTokens: row.req.promptIds.length,
       completionTokens: row.output.tokenCount,
-      calibration: Object.fromEntries(row.calibrations.map((c) => [c.calibrator.id, c.calibrator.report(c.config, c.memo, detail)])),
+      calibration: Object.fromEntries([
+        ...row.calibrations.map((c) => [c.calibrator.id, { active: true, ...c.calibrator.report(c.config, c.memo, detail) }]),
+        ...row.idleCalibrators.map((id) => [id, { active: false }]),
+      ]),
       timing: { queuedMs: scheduled - row.arrivedAt, prefillMs: first - scheduled, decodeMs: now - first },
     });
     this.remove(row);

@@ -97,10 +97,14 @@ export class ServerMetrics {
     (first ? this.ttft : this.itl).observe(seconds);
   }
 
+  /** @internal used by SequenceMetrics: counted as they happen, like vLLM, so rate() is live. */
+  recordTokens(prompt: number, generated: number): void {
+    if (prompt) this.promptTokens.inc(prompt);
+    if (generated) this.generationTokens.inc(generated);
+  }
+
   /** @internal used by SequenceMetrics */
   recordFinish(e: FinishEvent, e2eSeconds: number, calibrators: readonly string[]): void {
-    this.promptTokens.inc(e.promptTokens);
-    this.generationTokens.inc(e.completionTokens);
     if (e.reason === 'abort') return;
     this.success.inc({ finished_reason: e.reason });
     const { queuedMs, prefillMs, decodeMs } = e.timing;
@@ -126,6 +130,7 @@ export class ServerMetrics {
 
 export class SequenceMetrics {
   private last: number | null = null;
+  private prompted = false;
 
   constructor(
     private readonly metrics: ServerMetrics,
@@ -133,8 +138,16 @@ export class SequenceMetrics {
     private readonly calibrators: readonly string[],
   ) {}
 
+  /** The prompt was prefilled (the engine's first event for this sequence). */
+  prefilled(promptTokens: number): void {
+    if (this.prompted) return;
+    this.prompted = true;
+    this.metrics.recordTokens(promptTokens, 0);
+  }
+
   tokens(count: number, now = performance.now()): void {
     if (count <= 0) return;
+    this.metrics.recordTokens(0, count);
     const first = this.last === null;
     // Several tokens in one event arrived together: spread the interval evenly over them.
     const since = (now - (this.last ?? this.arrivedAt)) / 1000;
@@ -145,6 +158,7 @@ export class SequenceMetrics {
   }
 
   finish(e: FinishEvent, now = performance.now()): void {
+    this.prefilled(e.promptTokens);
     this.metrics.recordFinish(e, (now - this.arrivedAt) / 1000, this.calibrators);
   }
 }

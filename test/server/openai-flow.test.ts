@@ -300,6 +300,8 @@ describe('OpenAI flow', () => {
     const r = await postJson<Completion>(`${s.url}/v1/completions`, { prompt: 'Once upon a time', max_tokens: 4, temperature: 0, calibration });
     assert.equal(r.status, 200);
     const report = r.body.calibration!.act as Record<string, unknown>;
+    assert.equal(report.active, true);
+    assert.equal(report.heads_calibrated, 3);
     assert.equal(typeof report.sinks_detected, 'number');
     assert.ok(report.prefill_sinks, 'report: "full" adds per-layer detail');
 
@@ -320,6 +322,26 @@ describe('OpenAI flow', () => {
     const { chunks } = await collectSse<ChatCompletion>(res);
     const final = chunks.find((c) => c.choices[0]?.finish_reason);
     assert.ok(final?.calibration?.act, 'the final chunk carries the report');
+  });
+
+  it('counts generated tokens as they stream, not only when a request finishes', async () => {
+    const before = metricValue(await scrape(s.url), 'attune:generation_tokens_total')!;
+    const res = await postStream(`${s.url}/v1/completions`, { prompt: 'Once', max_tokens: 200, ignore_eos: true, stream: true });
+    const reader = readSse(res);
+    for (let i = 0; i < 6; i++) await reader.events.next();
+    const midway = metricValue(await scrape(s.url), 'attune:generation_tokens_total')!;
+    for await (const _ of reader.events);
+    assert.ok(midway - before >= 5, `counted ${midway - before} tokens while streaming`);
+    assert.equal(metricValue(await scrape(s.url), 'attune:generation_tokens_total')! - before, 200);
+  });
+
+  it('does not count identity calibration settings as calibrated requests', async () => {
+    const count = async () => metricValue(await scrape(s.url), 'attune:calibration_requests_total', { calibrator: 'act' })!;
+    const before = await count();
+    const r = await postJson<Completion>(`${s.url}/v1/completions`, { prompt: 'Once', max_tokens: 2, calibration: { act: { beta: 1 } } });
+    assert.equal(r.status, 200);
+    assert.equal(await count(), before);
+    assert.deepEqual(r.body.calibration, { act: { active: false } }, 'the response says the calibrator did nothing');
   });
 
   it('is healthy and ready', async () => {

@@ -222,6 +222,10 @@ describe('operations', () => {
     assert.ok(!rest.includes('[DONE]'));
     assert.match(rest[rest.length - 1]!, /"code":"unavailable"/);
     await waitFor(() => engine.stats.slotsInUse === 0, 'the slot to be freed');
+    // It ran and was cut short: aborted, not refused at the door (overloaded).
+    const text = await s.app.attune.metrics.render();
+    assert.equal(metricValue(text, 'attune:request_failure_total', { reason: 'aborted' }), 1);
+    assert.equal(metricValue(text, 'attune:request_failure_total', { reason: 'overloaded' }), 0);
   });
 
   it('answers 503 on a draining server', async () => {

@@ -127,34 +127,52 @@ export class GenerationRun {
    * aborted) and are kept for `failure()`; finishes caused by an abort are not yielded.
    */
   async *events(): AsyncGenerator<TaggedEvent> {
-    const pending = new Map<number, Promise<{ index: number; result: IteratorResult<EngineEvent> }>>();
-    const pull = (index: number) => pending.set(index, this.streams[index]!.next().then((result) => ({ index, result })));
-    this.streams.forEach((_, i) => pull(i));
+    // One queue fed by every sequence's stream: each event costs O(1), however many sequences
+    // (n × prompts) the request has.
+    const queue: { index: number; event: EngineEvent }[] = [];
+    let head = 0;
+    let open = this.streams.length;
+    let wake: (() => void) | null = null;
+    this.streams.forEach(async (stream, index) => {
+      try {
+        for (let r = await stream.next(); !r.done; r = await stream.next()) {
+          queue.push({ index, event: r.value });
+          wake?.();
+        }
+      } finally {
+        open--;
+        wake?.();
+      }
+    });
     try {
-      while (pending.size > 0) {
-        const { index, result } = await Promise.race(pending.values());
-        pending.delete(index);
-        if (result.done) continue;
-        const event = result.value;
+      while (open > 0 || head < queue.length) {
+        if (head === queue.length) {
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = null;
+          continue;
+        }
+        const { index, event } = queue[head++]!;
         this.opts.ticket.markStarted(index);
-        pull(index);
         if (event.type === 'error') {
           this.engineError ??= engineFailure(event.reason, event.message, this.deps.retryAfterSeconds);
           this.abort('failed');
           continue;
         }
-        if (event.type === 'tokens') this.sequenceMetrics[index]!.tokens(event.tokenIds.length);
+        const metrics = this.sequenceMetrics[index]!;
+        if (event.type === 'tokens' || event.type === 'prompt') metrics.prefilled(this.opts.sequences[index]!.promptIds.length);
+        if (event.type === 'tokens') metrics.tokens(event.tokenIds.length);
         if (event.type === 'finish') {
-          this.sequenceMetrics[index]!.finish(event);
+          metrics.finish(event);
           if (event.reason === 'abort') continue;
         }
         yield { index, event };
       }
     } finally {
       // A consumer that stops early (a write failed, the generator was returned) still frees every slot.
-      if (pending.size > 0) this.abort('failed');
+      if (open > 0) this.abort('failed');
     }
   }
+
 
   /**
    * Why the run did not complete, as the error to answer with; null when it completed or when the
@@ -170,7 +188,13 @@ export class GenerationRun {
           failure: 'timeout',
         });
       case 'shutdown':
-        return unavailable('the server shut down before the request finished', this.deps.retryAfterSeconds, { connection: 'close' });
+        // It ran and was cut short, unlike a request refused at the door: count it as aborted.
+        return new ApiError(503, 'the server shut down before the request finished', {
+          type: 'unavailable_error',
+          code: 'unavailable',
+          headers: { 'retry-after': String(this.deps.retryAfterSeconds), connection: 'close' },
+          failure: 'aborted',
+        });
       case 'failed':
         return new ApiError(500, 'the request failed', { failure: 'internal' });
       default:
