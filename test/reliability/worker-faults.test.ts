@@ -88,7 +88,7 @@ function assertEngineFailure(r: { status: number; headers: Headers; body: unknow
   assert.ok(r.headers.get('retry-after'), 'a 503 carries Retry-After');
   const e = assertErrorShape(r.body);
   assert.equal(e.code, 'engine_error');
-  assert.match(e.message, /engine worker exited/);
+  assert.match(e.message, /engine worker crashed/);
 }
 
 describe('worker faults', () => {
@@ -256,7 +256,7 @@ describe('worker faults', () => {
       assert.ok(alone.headers.get('retry-after'));
       const e = assertErrorShape(alone.body);
       assert.equal(e.code, 'engine_error');
-      assert.match(e.message, /forward pass failed/);
+      assert.match(e.message, /the engine failed while running this request/);
 
       // A plain stream holds the only slot; the poisoned stream queues behind it, opens on its
       // keep-alive, and fails at its own first step. The plain stream is not touched.

@@ -154,6 +154,7 @@ export class GenerationRun {
         const { index, event } = queue[head++]!;
         this.opts.ticket.markStarted(index);
         if (event.type === 'error') {
+          if (event.reason === 'internal') this.opts.reply.log.error({ sequence: index, engine: event.message }, 'engine failure');
           this.engineError ??= engineFailure(event.reason, event.message, this.deps.retryAfterSeconds);
           this.abort('failed');
           continue;
@@ -221,7 +222,11 @@ function engineFailure(reason: string, message: string, retryAfterSeconds: numbe
       return new ApiError(503, message, { type: 'unavailable_error', code: 'aborted', failure: 'aborted', headers: { 'retry-after': String(retryAfterSeconds) } });
     default:
       // The worker died or a forward failed: the engine restarts itself, so a retry may well succeed.
-      return new ApiError(503, `the engine failed: ${message}`, {
+      // The client learns what happened; the engine's own words (tensor names, ORT errors) go to the
+      // log under the request id.
+      return new ApiError(503, message.startsWith('engine worker exited')
+        ? 'the engine worker crashed while running this request; it restarts by itself, so retry'
+        : 'the engine failed while running this request (logged under its request id); retry', {
         type: 'server_error',
         code: 'engine_error',
         failure: 'internal',
