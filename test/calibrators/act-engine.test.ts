@@ -5,7 +5,6 @@
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { stories260K } from '../helpers/models-dir.js';
 import { loadLlama2cFixture, fixtureEngineModel, type FixtureModel } from '../helpers/load-fixture-model.js';
 import { InProcessEngine, request, maxAbsDiff, type RunResult } from '../helpers/engine-harness.js';
@@ -22,7 +21,7 @@ const PROMPTS = [
   'Tom had a small dog. The dog liked to run and jump. One day the dog found a stick in the garden and brought it to Tom.',
 ];
 
-describe('ACT in the engine (stories260K)', { skip: !existsSync(stories260K.checkpoint) && 'models dir missing' }, () => {
+describe('ACT in the engine (stories260K)', () => {
   let m: FixtureModel;
   let facts: ModelFacts;
   let model: EngineModel;
@@ -137,6 +136,24 @@ describe('ACT in the engine (stories260K)', { skip: !existsSync(stories260K.chec
     // The settings really differ: ACT changes the logits (rows 0 and 4 share a prompt; 0 has ACT on).
     const pos = [...solo[0]!.logits.keys()][0]!;
     assert.ok(maxAbsDiff(solo[0]!.logits.get(pos)!, solo[4]!.logits.get(pos)!) > 1e-3);
+  });
+
+  it("a row's logits are bit-identical when the other rows of its batch change their ACT settings", async () => {
+    const prompt = (i: number) => m.tokenizer.encode(PROMPTS[i % 2]!, { addBos: true });
+    const settingsA: Record<string, unknown>[] = [{ act: resolve({ heads: HEADS }) }, {}, { act: resolve({ heads: HEADS, beta: 0.1 }) }];
+    const settingsB: Record<string, unknown>[] = [{ act: resolve({ heads: HEADS }) }, { act: resolve({ heads: { 4: [1, 2] }, beta: 0 }) }, {}];
+    const runBatch = async (settings: Record<string, unknown>[]) => {
+      const engine = new InProcessEngine(model, { maxBatch: 4 }, true);
+      const runs = settings.map((c, i) => engine.submit(request(`x${i}`, prompt(i), { maxTokens: 12, ignoreEos: true, promptLogprobs: 0 }, c)));
+      await engine.drain();
+      return runs;
+    };
+    const [a, b] = [await runBatch(settingsA), await runBatch(settingsB)];
+    assert.deepEqual(a[0]!.tokenIds, b[0]!.tokenIds);
+    for (const [pos, logits] of a[0]!.logits) {
+      const other = b[0]!.logits.get(pos)!;
+      assert.ok(logits.every((v, i) => Object.is(v, other[i])), `row 0, position ${pos}`);
+    }
   });
 
   for (const [what, value] of [['beta 1', { heads: HEADS, beta: 1 }], ['empty heads', { heads: {} }]] as const) {

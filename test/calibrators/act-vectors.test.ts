@@ -135,12 +135,19 @@ describe('ACT test vectors: the graph fragment', () => {
   });
 
   it('never produces NaN or Inf for any beta in [0, 1] and tau in (0, 1], all-sink rows included', async () => {
-    for (const beta of [0, 0.4, 1]) {
-      for (const threshold of [1e-6, 0.1, 1]) {
-        const { rows } = await runFragment({ ...cfg, beta, threshold }, TV1, 0, []);
-        assert.ok(rows.flat().every(Number.isFinite), `beta ${beta} tau ${threshold}`);
-        rows.forEach((r) => assert.ok(Math.abs(r.reduce((a, b) => a + b, 0) - 1) < 1e-6));
+    for (const A of [TV1, TV4]) {
+      for (const beta of [0, 0.4, 1]) {
+        for (const threshold of [1e-6, 0.1, 1]) {
+          const { rows } = await runFragment({ ...cfg, beta, threshold }, A, 0, []);
+          assert.ok(rows.flat().every(Number.isFinite), `beta ${beta} tau ${threshold}`);
+          rows.forEach((r) => assert.ok(Math.abs(r.reduce((a, b) => a + b, 0) - 1) < 1e-6));
+        }
       }
     }
+  });
+
+  it('beta 1 fed to the fragment itself (not skipped as inactive) is bit-identical', async () => {
+    const { rows } = await runFragment({ ...cfg, beta: 1 }, TV1, 0, []);
+    assert.deepEqual(rows.map((r) => Float32Array.from(r)), TV1.map((r) => Float32Array.from(r)));
   });
 });

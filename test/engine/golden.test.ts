@@ -4,11 +4,11 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { modelsDir, repoRoot, stories260K, STORIES_GOLDEN_PREFIX } from '../helpers/models-dir.js';
+import { modelsDir, repoRoot, STORIES_GOLDEN_PREFIX } from '../helpers/models-dir.js';
 import { EngineClient } from '../../src/engine/engine-client.js';
 import { resolveModel } from '../../models/resolve.js';
 import { GREEDY_DEFAULTS } from '../../src/engine/sampling/defaults.js';
@@ -16,7 +16,7 @@ import { GREEDY_DEFAULTS } from '../../src/engine/sampling/defaults.js';
 const fixtureIds = JSON.parse(readFileSync(join(repoRoot, 'test/fixtures/stories260K-greedy-256.json'), 'utf8')) as number[];
 const fixtureText = readFileSync(join(repoRoot, 'test/fixtures/stories260K-greedy-256.txt'), 'utf8');
 
-describe('golden greedy output of stories260K', { skip: !existsSync(stories260K.checkpoint) && 'models dir missing' }, () => {
+describe('golden greedy output of stories260K', () => {
   let client: EngineClient;
   before(async () => {
     client = await EngineClient.start({ model: await resolveModel('stories260K', { modelsDir, download: false }) });

@@ -5,7 +5,7 @@
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot, stories260K } from '../helpers/models-dir.js';
 import { withTempDir } from '../helpers/temp-dir.js';
@@ -21,7 +21,7 @@ import { GREEDY_DEFAULTS } from '../../src/engine/sampling/defaults.js';
 
 const fixtureIds = JSON.parse(readFileSync(join(repoRoot, 'test/fixtures/stories260K-greedy-256.json'), 'utf8')) as number[];
 
-describe('HF checkpoints', { skip: !existsSync(stories260K.checkpoint) && 'models dir missing' }, () => {
+describe('HF checkpoints', () => {
   let stories: FixtureModel;
   before(async () => {
     stories = await loadLlama2cFixture(stories260K);

@@ -1,14 +1,13 @@
 /** A no-op fragment at every hook point must leave the output bit-identical to the plain graph. */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { stories260K } from '../helpers/models-dir.js';
 import { loadLlama2cFixture, fixtureEngineModel, type FixtureModel } from '../helpers/load-fixture-model.js';
 import { InProcessEngine, request } from '../helpers/engine-harness.js';
 import { noopFragments } from '../../models/compiler/noop-fragments.js';
 import { HOOK_KINDS } from '../../models/compiler/hooks.js';
 
-describe('identity: no-op fragments at every hook', { skip: !existsSync(stories260K.checkpoint) && 'models dir missing' }, () => {
+describe('identity: no-op fragments at every hook', () => {
   let m: FixtureModel;
   before(async () => {
     m = await loadLlama2cFixture(stories260K);

@@ -5,14 +5,13 @@
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { stories260K } from '../helpers/models-dir.js';
 import { loadLlama2cFixture, type FixtureModel } from '../helpers/load-fixture-model.js';
 import { compileDecoder, DECODER_IO } from '../../models/compiler/decoder-graph.js';
 import { DecoderSession, OrtTensorCtor, type OrtTensor } from '../../src/engine/ort-session.js';
 import { buildStepFeeds, stepShape } from '../../src/engine/step-feeds.js';
 
-describe('DecoderSession', { skip: !existsSync(stories260K.checkpoint) && 'models dir missing' }, () => {
+describe('DecoderSession', () => {
   let m: FixtureModel;
   before(async () => {
     m = await loadLlama2cFixture(stories260K);

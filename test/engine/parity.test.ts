@@ -4,7 +4,6 @@
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { stories260K, aidreams260K } from '../helpers/models-dir.js';
 import { loadLlama2cFixture, fixtureEngineModel, type FixtureModel } from '../helpers/load-fixture-model.js';
 import { InProcessEngine, request, maxAbsDiff } from '../helpers/engine-harness.js';
@@ -42,7 +41,7 @@ async function checkParity(m: FixtureModel, engineOpts: { prefillChunk?: number 
 }
 
 for (const [name, paths] of [['stories260K (GQA)', stories260K], ['aidreams260K (MHA)', aidreams260K]] as const) {
-  describe(`parity with the float64 reference: ${name}`, { skip: !existsSync(paths.checkpoint) && 'models dir missing' }, () => {
+  describe(`parity with the float64 reference: ${name}`, () => {
     let m: FixtureModel;
     before(async () => {
       m = await loadLlama2cFixture(paths);

@@ -1,18 +1,19 @@
 /** `attune eval` and `attune profile act` end to end, as child processes on small item files. */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ModelProfileSchema } from '../../models/profiles/profile.js';
-import { stories260K } from '../helpers/models-dir.js';
+// Fails loudly when the shared test models are missing.
+import '../helpers/models-dir.js';
 import { attune, CLOZE_DIR } from './cli-runner.js';
 
 const calibrationLines = readFileSync(join(CLOZE_DIR, 'calibration.jsonl'), 'utf8').trim().split('\n');
 const builtinProfile = JSON.parse(readFileSync(join(CLOZE_DIR, '..', '..', 'profiles', 'stories260K.json'), 'utf8')) as { chat_template?: string };
 
-describe('eval and profile CLIs (stories260K)', { skip: !existsSync(stories260K.checkpoint) && 'models dir missing' }, () => {
+describe('eval and profile CLIs (stories260K)', () => {
   let dir: string;
   let items: string;
   before(async () => {

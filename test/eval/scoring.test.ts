@@ -4,7 +4,6 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { act } from '../../calibrators/act.js';
 import type { AnyCalibrator } from '../../calibrators/calibrator.js';
@@ -27,7 +26,7 @@ function logSoftmaxAt(logits: Float32Array, id: number): number {
   return logits[id]! - max - Math.log(z);
 }
 
-describe('scoring (stories260K)', { skip: !existsSync(stories260K.checkpoint) && 'models dir missing' }, () => {
+describe('scoring (stories260K)', () => {
   let fixture: FixtureModel;
   let inProcess: EngineModel;
   let engine: EvalEngine;

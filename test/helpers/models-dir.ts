@@ -12,6 +12,12 @@ export const repoRoot = (() => {
 /** Where the shared test models live: ATTUNE_MODELS_DIR, else ../shared/models beside the checkout. */
 export const modelsDir = resolve(process.env.ATTUNE_MODELS_DIR ?? join(repoRoot, '..', 'shared', 'models'));
 
+// Tests that need the shared models fail loudly without them: a green run must never be one that
+// quietly skipped the golden, parity and calibrator suites.
+if (!existsSync(join(modelsDir, 'stories260K', 'stories260K.bin'))) {
+  throw new Error(`the shared test models are not at ${modelsDir}: set ATTUNE_MODELS_DIR to the directory holding stories260K/ and aidreams260K/`);
+}
+
 export const stories260K = {
   checkpoint: join(modelsDir, 'stories260K', 'stories260K.bin'),
   tokenizer: join(modelsDir, 'stories260K', 'tok512.bin'),

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
@@ -11,9 +11,6 @@ import { allHookNames, argmax, type HookContext, ReferenceDecoder } from './refe
 
 const BOS = 1;
 const fixtures = join(repoRoot, 'test', 'fixtures');
-const haveStories = existsSync(stories260K.checkpoint) && existsSync(stories260K.tokenizer);
-const haveAidreams = existsSync(aidreams260K.checkpoint);
-const noStories = haveStories ? false : `stories260K not found under ${stories260K.checkpoint}`;
 
 // A plain Uint8Array, not the Buffer itself: Buffer#slice returns a view, so the parser's
 // `bytes.slice(28).buffer` would see the header too and every tensor would be shifted by 7 floats.
@@ -57,19 +54,19 @@ function toRotateHalf(w: Float32Array, heads: number, hd: number, dim: number): 
   return out;
 }
 
-describe('ReferenceDecoder on stories260K', { skip: noStories }, () => {
-  const weights = haveStories ? load(stories260K.checkpoint) : undefined;
+describe('ReferenceDecoder on stories260K', () => {
+  const weights = load(stories260K.checkpoint);
   const golden: number[] = JSON.parse(readFileSync(join(fixtures, 'stories260K-greedy-256.json'), 'utf8'));
   /** A real continuation, so attention sees a natural sequence rather than repeated tokens. */
   const prompt30 = [BOS, ...golden.slice(0, 29)];
 
   it('greedy decoding from BOS reproduces llama2.c run.c (ids, printed text, documented prefix)', async () => {
-    const dec = new ReferenceDecoder(weights!);
+    const dec = new ReferenceDecoder(weights);
     const ids = greedy(dec, 256);
     assert.deepEqual(ids, golden);
     assert.equal(dec.length, 256);
 
-    const tokenizer = await loadLlama2cTokenizer(stories260K.tokenizer, weights!.config.vocabSize);
+    const tokenizer = await loadLlama2cTokenizer(stories260K.tokenizer, weights.config.vocabSize);
     // Decoding after BOS strips the first piece's dummy-prefix space, as run.c does.
     const text = tokenizer.decode([BOS, ...ids], { skipSpecial: true });
     // run.c prints one newline after its loop.
@@ -78,8 +75,8 @@ describe('ReferenceDecoder on stories260K', { skip: noStories }, () => {
   });
 
   it('chunked prefill plus single steps equals one-shot prefill', () => {
-    const oneShot = new ReferenceDecoder(weights!).step({ tokens: prompt30 });
-    const chunked = new ReferenceDecoder(weights!);
+    const oneShot = new ReferenceDecoder(weights).step({ tokens: prompt30 });
+    const chunked = new ReferenceDecoder(weights);
     const logits = chunked.step({ tokens: prompt30.slice(0, 20) });
     for (let i = 20; i < 30; i++) logits.push(...chunked.step({ tokens: [prompt30[i]!] }));
     assert.equal(chunked.length, 30);
@@ -91,19 +88,19 @@ describe('ReferenceDecoder on stories260K', { skip: noStories }, () => {
   });
 
   it('embedding rows as input equal token ids', () => {
-    const { dim } = weights!.config;
-    const embeds = prompt30.map((id) => weights!.tokenEmbedding.subarray(id * dim, (id + 1) * dim));
-    const a = new ReferenceDecoder(weights!).step({ tokens: prompt30 });
-    const b = new ReferenceDecoder(weights!).step({ embeds });
+    const { dim } = weights.config;
+    const embeds = prompt30.map((id) => weights.tokenEmbedding.subarray(id * dim, (id + 1) * dim));
+    const a = new ReferenceDecoder(weights).step({ tokens: prompt30 });
+    const b = new ReferenceDecoder(weights).step({ embeds });
     assert.equal(maxAbsDiff(a, b), 0);
   });
 
   it('no-op hooks at every hook point leave logits unchanged, and see the documented shapes', () => {
-    const plain = new ReferenceDecoder(weights!);
+    const plain = new ReferenceDecoder(weights);
     const expected = [...plain.step({ tokens: prompt30.slice(0, 20) }), ...plain.step({ tokens: prompt30.slice(20, 24) })];
 
-    const c = weights!.config;
-    const dec = new ReferenceDecoder(weights!);
+    const c = weights.config;
+    const dec = new ReferenceDecoder(weights);
     const calls = new Map<string, number>();
     for (const name of allHookNames(c.nLayers)) {
       dec.addHook(name, (_t, ctx) => {
@@ -149,10 +146,10 @@ describe('ReferenceDecoder on stories260K', { skip: noStories }, () => {
   });
 
   it('hooks take effect, can keep state across steps, and can be removed', () => {
-    const base = new ReferenceDecoder(weights!).step({ tokens: prompt30.slice(0, 8) });
+    const base = new ReferenceDecoder(weights).step({ tokens: prompt30.slice(0, 8) });
 
     // An ACT-like column rescale on one head, with running column sums kept in the closure.
-    const dec = new ReferenceDecoder(weights!);
+    const dec = new ReferenceDecoder(weights);
     const columnMass: number[] = [];
     const remove = dec.addHook('blocks.2.attn.hook_pattern', (p, ctx) => {
       if (ctx.head !== 3) return;
@@ -176,7 +173,7 @@ describe('ReferenceDecoder on stories260K', { skip: noStories }, () => {
   });
 
   it('a hook that changes a tensor shape is rejected and the cache is left as it was', () => {
-    const dec = new ReferenceDecoder(weights!);
+    const dec = new ReferenceDecoder(weights);
     dec.step({ tokens: [BOS] });
     dec.addHook('blocks.1.attn.hook_z', (z) => z.slice(1));
     assert.throws(() => dec.step({ tokens: [400, 401] }), /changed the tensor's shape/);
@@ -185,7 +182,7 @@ describe('ReferenceDecoder on stories260K', { skip: noStories }, () => {
   });
 
   it('rotate_half with permuted wq/wk rows equals the interleaved original', () => {
-    const w = weights!;
+    const w = weights;
     const c = w.config;
     const permuted: DecoderWeights = {
       ...w,
@@ -202,14 +199,14 @@ describe('ReferenceDecoder on stories260K', { skip: noStories }, () => {
   });
 
   it('refuses to run past its KV capacity', () => {
-    const dec = new ReferenceDecoder(weights!, { capacity: 4 });
+    const dec = new ReferenceDecoder(weights, { capacity: 4 });
     dec.step({ tokens: [BOS, 400, 401] });
     assert.throws(() => dec.step({ tokens: [402, 403] }), /capacity/);
     assert.equal(dec.length, 3);
   });
 });
 
-describe('ReferenceDecoder on aidreams260K (MHA)', { skip: haveAidreams ? false : 'aidreams260K not found' }, () => {
+describe('ReferenceDecoder on aidreams260K (MHA)', () => {
   it('follows run.c greedily and produces finite logits', () => {
     const w = load(aidreams260K.checkpoint);
     assert.equal(w.config.nHeads, w.config.nKvHeads);
