@@ -49,10 +49,14 @@ export interface ActMemo {
   prefillSinks: Record<number, Record<number, number[]>> | null;
 }
 
+/** 2..L−1: the official code never calibrates layers 0 and 1. */
+export function defaultActLayers(nLayers: number): number[] {
+  return Array.from({ length: Math.max(0, nLayers - 2) }, (_, i) => i + 2);
+}
+
 /** Layers that get ACT fragments for this model. */
 export function actLayers(model: ModelFacts): number[] {
-  const L = model.config.nLayers;
-  return model.profile.act?.layers ?? Array.from({ length: Math.max(0, L - 2) }, (_, i) => i + 2);
+  return model.profile.act?.layers ?? defaultActLayers(model.config.nLayers);
 }
 
 /**

@@ -1,23 +1,19 @@
 /**
- * The `--calibration` argument: the same object as the API's `calibration` field, validated by each
- * calibrator's zod schema and completed by its `resolve()`, so an eval measures exactly what a
- * request with that field would get. Errors name the field path, as the API's 400s do.
+ * The `--calibration` argument: the same object as the API's `calibration` field, checked and
+ * completed by the API's own code (src/api/calibration.ts), so an eval measures exactly what a
+ * request with that field would get, and errors name the same field paths.
  */
-import { calibratorById, CALIBRATORS } from '../../calibrators/index.js';
-import { CalibrationConfigError, type ModelFacts } from '../../calibrators/calibrator.js';
-import { ActConfigSchema } from '../../calibrators/act.js';
+import { CALIBRATORS } from '../../calibrators/index.js';
+import type { ModelFacts } from '../../calibrators/calibrator.js';
+import { defaultActLayers } from '../../calibrators/act.js';
 import type { ModelProfile } from '../../models/profiles/profile.js';
-import { defaultActLayers } from './model-shape.js';
+import { parseCalibration } from '../api/calibration.js';
+import { ApiError } from '../api/errors.js';
 import type { ResolvedCalibration } from './scorer.js';
 
 export class CalibrationArgError extends Error {}
 
-/** Calibrator id → `true` or its schema-checked config object; `false` entries are dropped. */
-export type CalibrationRequest = Record<string, true | Record<string, unknown>>;
-
-const REPORT_KEY = 'report';
-
-export function parseCalibrationArg(text: string): CalibrationRequest {
+export function parseCalibrationArg(text: string): Record<string, unknown> {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -27,36 +23,17 @@ export function parseCalibrationArg(text: string): CalibrationRequest {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new CalibrationArgError('--calibration must be a JSON object keyed by calibrator id, e.g. \'{"act":{"heads":{"2":[0,1]}}}\'');
   }
-  const out: CalibrationRequest = {};
-  for (const [id, value] of Object.entries(raw)) {
-    // Reports change the response, not the logprobs; accepted so an API field can be pasted as is.
-    if (id === REPORT_KEY) continue;
-    const calibrator = calibratorById(id);
-    if (!calibrator) throw new CalibrationArgError(`calibration.${id}: unknown calibrator '${id}'; available: ${CALIBRATORS.map((c) => c.id).join(', ')}`);
-    if (value === false) continue;
-    if (value === true) {
-      out[id] = true;
-      continue;
-    }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw new CalibrationArgError(`calibration.${id}: expected true, false or a config object`);
-    }
-    const parsed = calibrator.schema.safeParse(value);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new CalibrationArgError(`${['calibration', id, ...issue.path.map(String)].join('.')}: ${issue.message}`);
-    }
-    out[id] = parsed.data as Record<string, unknown>;
-  }
-  return out;
+  return raw as Record<string, unknown>;
 }
 
-/** Layers named by explicit ACT heads: the engine must compile ACT into each of them. */
-export function actLayersNamed(request: CalibrationRequest): number[] {
-  const value = request.act;
-  if (value === undefined || value === true) return [];
-  const heads = ActConfigSchema.parse(value).heads;
-  return heads && heads !== 'profile' ? Object.keys(heads).map(Number) : [];
+/**
+ * Layers named by explicit ACT heads, which the engine must compile ACT into. Read loosely: a
+ * malformed value is reported by `resolveCalibration` with its path.
+ */
+export function actLayersNamed(request: Record<string, unknown>): number[] {
+  const heads = (request.act as { heads?: unknown } | undefined)?.heads;
+  if (typeof heads !== 'object' || heads === null || Array.isArray(heads)) return [];
+  return Object.keys(heads).map(Number).filter((l) => Number.isInteger(l) && l >= 0);
 }
 
 /**
@@ -66,24 +43,19 @@ export function actLayersNamed(request: CalibrationRequest): number[] {
  */
 export function withActLayers(profile: ModelProfile, nLayers: number, extra: readonly number[]): ModelProfile {
   const current = profile.act?.layers ?? defaultActLayers(nLayers);
-  const missing = extra.filter((l) => !current.includes(l));
+  const missing = extra.filter((l) => l < nLayers && !current.includes(l));
   if (!missing.length) return profile;
   const layers = [...new Set([...current, ...missing])].sort((a, b) => a - b);
   // No head set is invented here: `heads` only matters to requests that ask for "profile".
   return { ...profile, act: { ...(profile.act ?? { heads: {} }), layers } };
 }
 
-/** Completes every config against the facts of the engine that will run it. */
-export function resolveCalibration(request: CalibrationRequest, facts: ModelFacts): ResolvedCalibration {
-  const out: ResolvedCalibration = {};
-  for (const [id, value] of Object.entries(request)) {
-    const calibrator = calibratorById(id)!;
-    try {
-      out[id] = calibrator.resolve(value, facts);
-    } catch (e) {
-      if (e instanceof CalibrationConfigError) throw new CalibrationArgError(`${['calibration', id, ...e.path.map(String)].join('.')}: ${e.message}`);
-      throw e;
-    }
+/** Validates and completes every config against the facts of the engine that will run it. */
+export function resolveCalibration(request: Record<string, unknown>, facts: ModelFacts): ResolvedCalibration {
+  try {
+    return parseCalibration({ calibration: request }, new Map(CALIBRATORS.map((c) => [c.id, c])), facts).configs;
+  } catch (e) {
+    if (e instanceof ApiError) throw new CalibrationArgError(e.message);
+    throw e;
   }
-  return out;
 }

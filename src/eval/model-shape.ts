@@ -21,11 +21,3 @@ export async function readModelShape(model: ResolvedModel): Promise<ModelShape> 
   const { config } = await readHfDecoderSpec(model.dir);
   return { nLayers: config.nLayers, nHeads: config.nHeads };
 }
-
-/**
- * The layers ACT is compiled into when the profile does not say: 2..L−1, as in the official code.
- * The same default as `actLayers` in calibrators/act.ts, which needs a full DecoderConfig.
- */
-export function defaultActLayers(nLayers: number): number[] {
-  return Array.from({ length: Math.max(0, nLayers - 2) }, (_, i) => i + 2);
-}

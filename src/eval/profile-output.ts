@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { ModelProfileSchema, type HeadSet, type ModelProfile } from '../../models/profiles/profile.js';
-import { defaultActLayers } from './model-shape.js';
+import { defaultActLayers } from '../../calibrators/act.js';
 
 export interface ActProfileEntry {
   heads: HeadSet;
