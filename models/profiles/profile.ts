@@ -40,14 +40,21 @@ export function parseProfile(text: string, source: string): ModelProfile {
     throw new Error(`profile ${source}: not JSON (${(e as Error).message})`);
   }
   const r = ModelProfileSchema.safeParse(raw);
-  if (!r.success) throw new Error(`profile ${source}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!r.success) {
+    // A bad record key's reason sits one level down ("Invalid key in record" alone says nothing).
+    const describe = (i: z.core.$ZodIssue) => (i.code === 'invalid_key' ? (i.issues[0]?.message ?? i.message) : i.message);
+    throw new Error(`profile ${source}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${describe(i)}`).join('; ')}`);
+  }
   return r.data;
 }
 
-/** The profile next to the weights wins over the built-in one; no profile is an empty profile. */
+/**
+ * A profile next to the weights (`attune-profile.json`, or `profiles/<name>.json` in a profile
+ * directory beside them) wins over the built-in one; no profile is an empty profile.
+ */
 export function loadProfile(modelName: string, modelDir: string | null): ModelProfile {
   const candidates = [
-    ...(modelDir ? [join(modelDir, PROFILE_FILE_NAME)] : []),
+    ...(modelDir ? [join(modelDir, PROFILE_FILE_NAME), join(modelDir, 'profiles', `${modelName}.json`)] : []),
     join(builtinDir, `${modelName}.json`),
   ];
   for (const path of candidates) if (existsSync(path)) return parseProfile(readFileSync(path, 'utf8'), path);
