@@ -125,6 +125,21 @@ function buildFragment(A: Value, ctx: FragmentContext): Value {
   return g.op('Add', [g.op('Mul', [rest, restGain]), g.op('Mul', [onSinks, sinkGain])]);
 }
 
+/** Per-layer 0/1 head masks, built once per request config rather than every step. */
+const masks = new WeakMap<ActConfig, [number, Float32Array][]>();
+function headMasks(cfg: ActConfig): [number, Float32Array][] {
+  let m = masks.get(cfg);
+  if (!m) {
+    m = Object.entries(cfg.heads).map(([layer, heads]) => {
+      const on = new Float32Array(cfg.queryHeads);
+      for (const h of heads) on[h] = 1;
+      return [Number(layer), on];
+    });
+    masks.set(cfg, m);
+  }
+  return m;
+}
+
 export const act: Calibrator<ActConfig, ActMemo> = {
   id: 'act',
   summary: 'Attention-sink calibration (ACT, ICML 2024): scales hidden attention sinks by beta and redistributes their mass, per head.',
@@ -180,11 +195,7 @@ export const act: Calibrator<ActConfig, ActMemo> = {
     inputs.set(inputNames.tau, cfg.threshold);
     inputs.set(inputNames.beta, cfg.beta);
     // Layers without heads keep their identity input (no head calibrated).
-    for (const [layer, heads] of Object.entries(cfg.heads)) {
-      const on = new Float32Array(cfg.queryHeads);
-      for (const h of heads) on[h] = 1;
-      inputs.set(inputNames.heads(Number(layer)), on);
-    }
+    for (const [layer, on] of headMasks(cfg)) inputs.set(inputNames.heads(layer), on);
   },
 
   afterStep(cfg, row, memo) {

@@ -35,8 +35,6 @@ export interface CompiledDecoder {
   rowInputs: readonly RowInputSpec[];
   /** Which step-geometry inputs the graph has. */
   geometry: readonly GeometryInput[];
-  /** Owners of the fragments compiled in; empty for the plain graph. */
-  fragmentOwners: readonly string[];
   nodeCount: number;
 }
 
@@ -215,7 +213,6 @@ export function compileDecoder(weights: DecoderWeights, options: CompileOptions 
     states: host.states,
     rowInputs: host.rowInputs,
     geometry: host.geometry,
-    fragmentOwners: [...new Set(fragments.map((f) => f.owner))],
     nodeCount: g.nodeCount,
   };
 }
