@@ -73,6 +73,7 @@ export class EngineCore {
   private readonly waiting: Row[] = [];
   private readonly events: EngineEvent[] = [];
   private readonly scratch = new SamplingScratch();
+  private stepping = false;
   readonly maxModelLen: number;
 
   constructor(
@@ -140,14 +141,31 @@ export class EngineCore {
     this.waiting.push(row);
   }
 
-  /** Marks a request aborted; it is removed at the next step boundary. Unknown ids are ignored. */
+  /**
+   * Aborts a request. Between steps its slot is freed at once; during a step (a forward may be
+   * using the slot) it is freed when that step ends. Unknown ids are ignored.
+   */
   abort(id: string): void {
     const row = this.rows.get(id);
-    if (row) row.aborted = true;
+    if (!row) return;
+    row.aborted = true;
+    if (!this.stepping) {
+      this.reapAborted();
+      this.flush();
+    }
   }
 
   /** Runs one scheduling step. */
   async step(): Promise<void> {
+    this.stepping = true;
+    try {
+      await this.runStep();
+    } finally {
+      this.stepping = false;
+    }
+  }
+
+  private async runStep(): Promise<void> {
     this.reapAborted();
     this.admit();
     const prefill = this.planPrefill();
@@ -157,6 +175,7 @@ export class EngineCore {
       const decoding = this.decodingRows();
       await this.guarded(decoding, () => this.runDecode(decoding));
     }
+    this.reapAborted(); // aborts that arrived during this step's forwards
     this.pool.shrinkToFit();
     this.flush();
   }
@@ -223,7 +242,11 @@ export class EngineCore {
     if (continuing) return [{ row: continuing, tokens: chunkOf(continuing) }];
     const batch: { row: Row; tokens: number }[] = [];
     let longest = 0;
+    // Rows that want prompt logprobs need logits at every position; batching them with rows that
+    // only need the last one would run the LM head over every position of every row.
+    const allLogits = prefilling[0]!.promptLogprobs !== null;
     for (const r of prefilling) {
+      if ((r.promptLogprobs !== null) !== allLogits) continue;
       const tokens = chunkOf(r);
       const padded = Math.max(longest, tokens) * (batch.length + 1);
       if (batch.length && padded > this.options.maxPrefillTokensPerStep) break;

@@ -31,3 +31,26 @@ describe('row isolation', () => {
     assert.equal(engine.core.stats.slotsInUse, 0);
   });
 });
+
+describe('aborts', () => {
+  it('an abort between steps frees the slot at once; one during a step, when the step ends', async () => {
+    const m = await loadLlama2cFixture(stories260K);
+    const engine = new InProcessEngine(await fixtureEngineModel(m), { maxBatch: 4 });
+    const prompt = m.tokenizer.encode('Once upon a time', { addBos: true });
+    const a = engine.submit(request('a', prompt, { maxTokens: 50 }));
+    const b = engine.submit(request('b', prompt, { maxTokens: 50 }));
+    for (let i = 0; i < 3; i++) await engine.core.step();
+    assert.equal(engine.core.stats.slotsInUse, 2);
+    engine.core.abort('a');
+    assert.equal(engine.core.stats.slotsInUse, 1, 'freed before any further step');
+    assert.equal(a.finish?.reason, 'abort');
+
+    const stepping = engine.core.step();
+    engine.core.abort('b'); // the step above is in flight
+    assert.equal(engine.core.stats.slotsInUse, 1, 'a forward may still be reading the slot');
+    await stepping;
+    assert.equal(engine.core.stats.slotsInUse, 0, 'freed as that step ended');
+    assert.equal(b.finish?.reason, 'abort');
+    assert.ok(b.tokenIds.length < 50);
+  });
+});
