@@ -358,7 +358,8 @@ export class CaseGenerator {
       ['top_p', numberField([1, 0.5, 1e-9], [0, -1, 1.0001, 1e308])],
       ['top_k', numberField([-1, 0, 1, 5, 1_000_000, 2 ** 31], [-2, 1.5, -1e9])],
       ['min_p', numberField([0, 1, 0.05], [-0.1, 1.1])],
-      ['repetition_penalty', numberField([1, 0.5, 100], [0, -1, 100.5])],
+      // Tiny positive penalties push seen tokens' logits to ±∞: the API must refuse them.
+      ['repetition_penalty', numberField([1, 0.5, 100, 1e-3], [0, -1, 100.5, 1e-300, 1e-40, 5e-324])],
       ['presence_penalty', numberField([-2, 2, 0], [-2.1, 3, 1e9])],
       ['frequency_penalty', numberField([-2, 2, 0.5], [2.0001, -50])],
       ['seed', numberField([0, -1, 2 ** 31, 2 ** 53 - 1, -(2 ** 53 - 1)], [1.5, 2 ** 64, -(2 ** 64), 0.1])],
