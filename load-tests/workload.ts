@@ -4,6 +4,7 @@
  * the same work.
  */
 import { readFileSync } from 'node:fs';
+import { RowRng } from '../src/engine/sampling/rng.js';
 
 export type Endpoint = '/v1/completions' | '/v1/chat/completions';
 
@@ -23,16 +24,10 @@ export function loadPrompts(): string[] {
   return text.split('\n').map((l) => l.trim()).filter((l) => l.length > 0 && !l.startsWith('#'));
 }
 
-/** mulberry32: a tiny seeded PRNG, enough to spread a workload evenly and repeatably. */
+/** Seeded uniforms in [0, 1) from the engine's generator: reproducible, one PRNG project-wide. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const g = RowRng.fromSeed(seed);
+  return () => g.nextUniform();
 }
 
 const MAX_TOKENS = [16, 32, 48, 64, 96, 128, 160, 200] as const;

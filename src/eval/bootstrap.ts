@@ -3,6 +3,7 @@
  * resampling items (not the two arms separately) keeps the pairing and gives a far tighter interval
  * than two independent CIs would. Seeded, so a reported CI can be reproduced exactly.
  */
+import { RowRng } from '../engine/sampling/rng.js';
 
 export interface BootstrapOptions {
   /** Default 10,000. */
@@ -23,16 +24,10 @@ export interface PairedDifference {
   seed: number;
 }
 
-/** Mulberry32: tiny, fast, and good enough to draw item indices; exact across platforms. */
+/** Uniforms in [0, 1) from the engine's seeded generator: exact across platforms and Node versions. */
 export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = RowRng.fromSeed(seed);
+  return () => rng.nextUniform();
 }
 
 /** Percentile interval of mean(after − before) over item resamples. */

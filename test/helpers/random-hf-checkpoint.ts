@@ -5,6 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeSafetensors, type WritableDtype, type WritableTensor } from '../../models/checkpoint/safetensors-writer.js';
+import { RowRng } from '../../src/engine/sampling/rng.js';
 
 export interface RandomHfOptions {
   arch: 'llama' | 'qwen2' | 'mistral';
@@ -21,16 +22,10 @@ export interface RandomHfOptions {
   seed?: number;
 }
 
-/** A small deterministic generator (mulberry32): tests need reproducible weights, not quality randomness. */
+/** Seeded uniforms in [0, 1) from the engine's generator: reproducible, one PRNG project-wide. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const g = RowRng.fromSeed(seed);
+  return () => g.nextUniform();
 }
 
 export async function writeRandomHfCheckpoint(dir: string, o: RandomHfOptions): Promise<void> {
