@@ -17,23 +17,15 @@ import type { EngineClient } from '../../src/engine/engine-client.js';
 import { closedPort } from '../helpers/file-server.js';
 import { assertErrorShape, postJson } from '../helpers/http.js';
 import { startEngine, startTestServer, type TestServer } from '../helpers/test-server.js';
+import { jpegHeader, pngHeader } from '../helpers/image-headers.js';
 
 const MAX_BYTES = 4096;
 const TIMEOUT_MS = 1500;
 const MAX_REDIRECTS = 2;
 const PARAM = 'messages.0.content.1.image_url.url';
 
-function pngHeader(width: number, height: number): Buffer {
-  const b = Buffer.alloc(33);
-  Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]).copy(b, 0);
-  b.writeUInt32BE(13, 8);
-  b.write('IHDR', 12, 'ascii');
-  b.writeUInt32BE(width, 16);
-  b.writeUInt32BE(height, 20);
-  return b;
-}
 
-const JPEG = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x04, 0x00, 0x00, 0xff, 0xc0, 0x00, 0x0b, 0x08, 0, 10, 0, 20, 0x01, 0x01, 0x11, 0x00]);
+const JPEG = jpegHeader(20, 10);
 
 function imageMessage(...urls: string[]) {
   return {

@@ -9,25 +9,12 @@ import { assertErrorShape, postJson } from '../helpers/http.js';
 import { metricValue, scrape } from '../helpers/metrics-text.js';
 import type { Completion } from '../helpers/openai-types.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { jpegHeader, pngHeader } from '../helpers/image-headers.js';
 
 const ok = { prompt: 'Once upon a time', max_tokens: 2, temperature: 0 };
 const chatOk = { messages: [{ role: 'user', content: 'Once upon a time' }], max_tokens: 2 };
 
-/** A PNG signature and IHDR chunk: all the validator reads. */
-function pngHeader(width: number, height: number): Buffer {
-  const b = Buffer.alloc(33);
-  Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]).copy(b, 0);
-  b.writeUInt32BE(13, 8);
-  b.write('IHDR', 12, 'ascii');
-  b.writeUInt32BE(width, 16);
-  b.writeUInt32BE(height, 20);
-  return b;
-}
 
-function jpegHeader(width: number, height: number): Buffer {
-  // SOI, an APP0 segment to skip, then SOF0 with the size.
-  return Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x04, 0x00, 0x00, 0xff, 0xc0, 0x00, 0x0b, 0x08, height >> 8, height & 255, width >> 8, width & 255, 0x01, 0x01, 0x11, 0x00]);
-}
 
 function imageMessage(url: string) {
   return { messages: [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url } }] }] };
