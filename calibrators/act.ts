@@ -12,8 +12,9 @@
  *   a row with no non-sink mass is left unchanged (the 0/0 guard).
  * The prompt is prefilled in one pass, so prefill matches the official single-forward semantics.
  *
- * Heads that are off, and rows with ACT off, take the original tensor through a Where, so they
- * stay bit-identical to the plain graph. Rows with ACT off entirely run the plain graph.
+ * Heads that are off, and rows with ACT off, get both gains = 1 while one of the two terms is
+ * exactly 0, so they stay bit-identical to the plain graph. Rows with ACT off entirely run the
+ * plain graph.
  */
 import { z } from 'zod';
 import { attr, type Value } from '../models/onnx/graph-builder.js';

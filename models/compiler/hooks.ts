@@ -86,8 +86,9 @@ export interface FragmentContext {
 
 /**
  * A calibrator's contribution at one hook kind. `build` receives the hook tensor and returns the
- * tensor that downstream ops consume instead. Off rows must be routed (Where), not neutralised by
- * arithmetic, so that a row with the calibrator off is bit-identical to the plain graph.
+ * tensor that downstream ops consume instead. Off rows must get their values back exactly (a Where,
+ * or a gain of exactly 1 plus an exact 0), not through arithmetic that only approximately cancels
+ * (e.g. renormalising), so that a row with the calibrator off is bit-identical to the plain graph.
  */
 export interface HookFragment {
   owner: string;
