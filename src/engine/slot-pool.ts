@@ -28,6 +28,8 @@ interface StateLayout {
   inner: number;
   hasKeys: boolean;
   buffer: Float32Array;
+  /** One row of room for swaps, kept with the buffer so a promotion allocates nothing. */
+  scratch: Float32Array;
 }
 
 export class SlotPool {
@@ -55,6 +57,7 @@ export class SlotPool {
         outer: hasKeys ? nums(spec.dims.slice(0, k)) : 1,
         inner: hasKeys ? nums(spec.dims.slice(k + 1)) : nums(spec.dims),
         buffer: new Float32Array(0),
+        scratch: new Float32Array(0),
       };
     });
     this.byName = new Map(this.layouts.map((l) => [l.spec.name, l]));
@@ -85,6 +88,7 @@ export class SlotPool {
         for (const s of this.slots) if (s) this.copyRow(l, l.buffer, this.cap, s.index, fresh, cap, s.index, s.used);
       }
       l.buffer = fresh;
+      l.scratch = new Float32Array(this.rowFloats(l, cap));
     }
     this.cap = cap;
   }
@@ -176,7 +180,7 @@ export class SlotPool {
 
   private swap(a: SlotHandle, b: SlotHandle): void {
     for (const l of this.layouts) {
-      const scratch = new Float32Array(this.rowFloats(l));
+      const scratch = l.scratch;
       this.copyRow(l, l.buffer, this.cap, a.index, scratch, this.cap, 0, a.used);
       this.copyRow(l, l.buffer, this.cap, b.index, l.buffer, this.cap, a.index, b.used);
       this.copyRow(l, scratch, this.cap, 0, l.buffer, this.cap, b.index, a.used);
