@@ -33,6 +33,16 @@ const TV4 = [
   [0, 1, 0],
   [0, 0.5, 0.5],
 ];
+/**
+ * TV4 with a subnormal non-sink entry: S = [1, 2] and key 0 (spared) holds 1e-40 in row 2. Scaling
+ * that by 1 + (1 − β)·0.999…/1e-40 overflows float32, so attune treats non-sink mass below the
+ * smallest normal float (2^-126) as zero: the official fp16 code would hold it as exactly 0.
+ */
+const TV4_SUBNORMAL = [
+  [1, 0, 0],
+  [0, 1, 0],
+  [1e-40, 0.5, 0.5],
+];
 
 function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string) {
   assert.equal(actual.length, expected.length, what);
@@ -61,6 +71,11 @@ describe('ACT test vectors: float64 reference', () => {
     const { out, sinks } = officialPrefill(TV4, 0.4, 0.1);
     assert.deepEqual(sinks, [1, 2]);
     assert.deepEqual(out, TV4);
+  });
+  it('TV4 with subnormal non-sink mass counts it as none, as the graph does', () => {
+    const { out, sinks } = officialPrefill(TV4_SUBNORMAL, 0.4, 0.1);
+    assert.deepEqual(sinks, [1, 2]);
+    assert.deepEqual(out, TV4_SUBNORMAL);
   });
 });
 
@@ -134,8 +149,13 @@ describe('ACT test vectors: the graph fragment', () => {
     assert.deepEqual(rows.map((r) => Float32Array.from(r)), TV1.map((r) => Float32Array.from(r)));
   });
 
+  it('TV4 with subnormal non-sink mass: the row comes back unchanged, not Inf', async () => {
+    const { rows } = await runFragment(cfg, TV4_SUBNORMAL, 0, []);
+    assert.deepEqual(rows.map((r) => Float32Array.from(r)), TV4_SUBNORMAL.map((r) => Float32Array.from(r)));
+  });
+
   it('never produces NaN or Inf for any beta in [0, 1] and tau in (0, 1], all-sink rows included', async () => {
-    for (const A of [TV1, TV4]) {
+    for (const A of [TV1, TV4, TV4_SUBNORMAL]) {
       for (const beta of [0, 0.4, 1]) {
         for (const threshold of [1e-6, 0.1, 1]) {
           const { rows } = await runFragment({ ...cfg, beta, threshold }, A, 0, []);

@@ -2,9 +2,10 @@
  * ACT in float64, written straight from shared/specs/act.md, for parity tests:
  * - `officialPrefill`: the official code's single-forward calibration of one head's N×N map;
  * - `ActReference`: attune's running-sum semantics as a ReferenceDecoder hook (prefill = official,
- *   decode = running column sums, no [0,0] override, 0/0 rows left unchanged).
+ *   decode = running column sums, no [0,0] override, rows without non-sink mass left unchanged).
  */
 import type { HookFn } from './reference-forward.js';
+import { SMALLEST_NORMAL_F32 } from '../../calibrators/act.js';
 
 /** S from per-key scores: keys over τ, minus the first detected one (official `indices[1:]`). */
 export function sinksFromScores(score: ArrayLike<number>, tau: number): number[] {
@@ -17,7 +18,9 @@ export function sinksFromScores(score: ArrayLike<number>, tau: number): number[]
 export function redistributeRow(row: Float64Array | number[], sinks: ReadonlySet<number>, beta: number): void {
   let sinkMass = 0, rest = 0;
   for (let k = 0; k < row.length; k++) (sinks.has(k) ? (sinkMass += row[k]!) : (rest += row[k]!));
-  if (rest === 0) return; // the 0/0 guard: attune leaves such rows unchanged
+  // The 0/0 guard: attune leaves rows without non-sink mass unchanged, and counts mass below the
+  // smallest normal float32 as none (fp32 cannot scale it up without overflowing).
+  if (rest < SMALLEST_NORMAL_F32) return;
   const freed = (1 - beta) * sinkMass;
   for (let k = 0; k < row.length; k++) row[k] = sinks.has(k) ? beta * row[k]! : row[k]! + (freed * row[k]!) / rest;
 }
