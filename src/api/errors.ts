@@ -70,6 +70,19 @@ export function overloaded(message: string, retryAfterSeconds: number): ApiError
   });
 }
 
+/**
+ * A request that had started when a drain ran out of time. It was cut short, unlike one refused at
+ * the door, so it counts as aborted; the client may retry on another replica.
+ */
+export function shutDownMidRequest(retryAfterSeconds: number): ApiError {
+  return new ApiError(503, 'the server shut down before the request finished', {
+    type: 'unavailable_error',
+    code: 'unavailable',
+    headers: { 'retry-after': String(retryAfterSeconds), connection: 'close' },
+    failure: 'aborted',
+  });
+}
+
 export function unavailable(message: string, retryAfterSeconds: number, extraHeaders: Record<string, string> = {}): ApiError {
   return new ApiError(503, message, {
     type: 'unavailable_error',

@@ -18,11 +18,15 @@ import { closedPort } from '../helpers/file-server.js';
 import { assertErrorShape, postJson } from '../helpers/http.js';
 import { startEngine, startTestServer, type TestServer } from '../helpers/test-server.js';
 import { jpegHeader, pngHeader } from '../helpers/image-headers.js';
+import { metricValue } from '../helpers/metrics-text.js';
+import { waitFor } from '../helpers/wait.js';
 
 const MAX_BYTES = 4096;
 const TIMEOUT_MS = 1500;
 const MAX_REDIRECTS = 2;
 const PARAM = 'messages.0.content.1.image_url.url';
+/** Longer than the grace the server gives open connections once it closes, so a drain that did not wait would cut the request. */
+const LATE_MS = 1500;
 
 
 const JPEG = jpegHeader(20, 10);
@@ -109,6 +113,12 @@ async function startImageServer(): Promise<ImageServer> {
         return;
       case '/slow-headers':
         return; // never answers
+      case '/late.jpg': {
+        // A valid image, after a pause long enough for a drain to start while it is being fetched.
+        const timer = setTimeout(() => res.writeHead(200, { 'content-type': 'image/jpeg' }).end(JPEG), LATE_MS);
+        res.on('close', () => clearTimeout(timer));
+        return;
+      }
       case '/slow-body':
         res.writeHead(200, { 'content-type': 'image/png', 'content-length': 1000 });
         res.write(pngHeader(8, 8));
@@ -318,6 +328,46 @@ describe('image fetching', () => {
       }
     });
     assert.deepEqual(hits, []);
+  });
+
+  describe('during a drain', () => {
+    const fetching = (limitsServer: () => Promise<TestServer>, path: string) => async () => {
+      const s = await limitsServer();
+      try {
+        const answer = postJson(`${s.url}/v1/chat/completions`, imageMessage(`${base}${path}`));
+        await waitFor(() => images.hits.includes(path), `the fetch of ${path} to start`);
+        return { s, answer };
+      } catch (e) {
+        await s.close();
+        throw e;
+      }
+    };
+    const drainable = () => startTestServer(
+      { imageFetch: { enabled: true, allowHosts: ['127.0.0.1'], allowPrivate: true, timeoutMs: 30_000 } },
+      { engine },
+    );
+
+    it('waits for a chat whose image is still being fetched', async () => {
+      const { s, answer } = await fetching(drainable, '/late.jpg')();
+      assert.deepEqual(await s.app.attune.drain(30), { completed: true });
+      // The fetch finished and the request went on to its usual answer, not a cut connection.
+      const r = await answer;
+      assert.equal(r.status, 400);
+      assert.equal(assertErrorShape(r.body).code, 'model_has_no_vision_tower');
+    });
+
+    it('past its deadline, stops the fetch and answers 503 with Retry-After', async () => {
+      const { s, answer } = await fetching(drainable, '/slow-headers?during-drain')();
+      assert.deepEqual(await s.app.attune.drain(0.2), { completed: false });
+      const r = await answer;
+      assert.equal(r.status, 503);
+      assert.equal(assertErrorShape(r.body).code, 'unavailable');
+      assert.match(assertErrorShape(r.body).message, /shut down before the request finished/);
+      assert.ok(r.headers.get('retry-after'));
+      assert.equal((await images.ending('/slow-headers')).finished, false, 'attune hung up on the image server');
+      const text = await s.app.attune.metrics.render();
+      assert.equal(metricValue(text, 'attune:request_failure_total', { reason: 'aborted' }), 1);
+    });
   });
 
   it('still serves text chats afterwards', async () => {

@@ -17,7 +17,7 @@ import type { EngineEvent, SamplingParams } from '../../engine/types.js';
 import type { SequenceMetrics, ServerMetrics } from '../../observability/metrics.js';
 import type { Ticket } from '../admission.js';
 import type { CalibrationSelection } from '../calibration.js';
-import { ApiError, unavailable } from '../errors.js';
+import { ApiError, shutDownMidRequest, unavailable } from '../errors.js';
 import type { AbortCause, Lifecycle } from '../lifecycle.js';
 
 export interface SequenceSpec {
@@ -189,13 +189,7 @@ export class GenerationRun {
           failure: 'timeout',
         });
       case 'shutdown':
-        // It ran and was cut short, unlike a request refused at the door: count it as aborted.
-        return new ApiError(503, 'the server shut down before the request finished', {
-          type: 'unavailable_error',
-          code: 'unavailable',
-          headers: { 'retry-after': String(this.deps.retryAfterSeconds), connection: 'close' },
-          failure: 'aborted',
-        });
+        return shutDownMidRequest(this.deps.retryAfterSeconds);
       case 'failed':
         return new ApiError(500, 'the request failed', { failure: 'internal' });
       default:

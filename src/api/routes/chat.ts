@@ -6,7 +6,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { parseCalibration } from '../calibration.js';
 import { checkImages, renderChatPrompt } from '../chat-prompt.js';
 import type { RouteOptions } from '../context.js';
-import { badRequest } from '../errors.js';
+import { badRequest, shutDownMidRequest } from '../errors.js';
 import { ChatResponder } from '../generation/chat-responder.js';
 import { execute, fanOut, responseId, streamSettings } from '../generation/execute.js';
 import { clientGoneSignal, ImageFetcher } from '../images/image-fetch.js';
@@ -28,10 +28,17 @@ export const chatRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) 
     const { stream, includeUsage } = streamSettings(body);
 
     const ticket = ctx.admission.admit(n);
+    // A drain waits for this request from here, not only once it generates: fetching a remote image
+    // comes first, and past the drain's deadline that fetch is stopped with a 503.
+    const preparing = new AbortController();
+    const untrack = ctx.lifecycle.track(preparing);
     try {
       const gone = clientGoneSignal(reply.raw);
       try {
-        await checkImages(body.messages, config.limits, model.id, imageFetcher, gone.signal);
+        await checkImages(body.messages, config.limits, model.id, imageFetcher, AbortSignal.any([gone.signal, preparing.signal]));
+      } catch (e) {
+        if (preparing.signal.aborted) throw shutDownMidRequest(config.queue.retryAfterSeconds);
+        throw e;
       } finally {
         gone.dispose();
       }
@@ -70,6 +77,8 @@ export const chatRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) 
     } catch (e) {
       ticket.release();
       throw e;
+    } finally {
+      untrack();
     }
   });
 };
