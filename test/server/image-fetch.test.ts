@@ -5,13 +5,16 @@
  * deadline, and the same validation as data URLs before the no-vision-tower 400.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { ApiError } from '../../src/api/errors.js';
 import { classifyAddress, isFetchableAddress } from '../../src/api/images/address-policy.js';
 import { HostAllowList, parseHostPattern } from '../../src/api/images/host-allow-list.js';
-import { ImageFetcher, type ResolvedAddress } from '../../src/api/images/image-fetch.js';
+import { ImageFetcher, type ResolvedAddress, type Resolver } from '../../src/api/images/image-fetch.js';
 import { ConfigError, loadServerConfig } from '../../src/config/load-config.js';
 import type { EngineClient } from '../../src/engine/engine-client.js';
 import { closedPort } from '../helpers/file-server.js';
@@ -20,6 +23,7 @@ import { startEngine, startTestServer, type TestServer } from '../helpers/test-s
 import { jpegHeader, pngHeader } from '../helpers/image-headers.js';
 import { metricValue } from '../helpers/metrics-text.js';
 import { waitFor } from '../helpers/wait.js';
+import { repoRoot } from '../helpers/models-dir.js';
 
 const MAX_BYTES = 4096;
 const TIMEOUT_MS = 1500;
@@ -331,8 +335,9 @@ describe('image fetching', () => {
   });
 
   describe('during a drain', () => {
-    const fetching = (limitsServer: () => Promise<TestServer>, path: string) => async () => {
-      const s = await limitsServer();
+    /** A server of its own (the drain closes it) with a chat that is waiting on the fetch of `path`. */
+    async function waitingOnFetch(path: string) {
+      const s = await startTestServer({ imageFetch: { enabled: true, allowHosts: ['127.0.0.1'], allowPrivate: true, timeoutMs: 30_000 } }, { engine });
       try {
         const answer = postJson(`${s.url}/v1/chat/completions`, imageMessage(`${base}${path}`));
         await waitFor(() => images.hits.includes(path), `the fetch of ${path} to start`);
@@ -341,14 +346,10 @@ describe('image fetching', () => {
         await s.close();
         throw e;
       }
-    };
-    const drainable = () => startTestServer(
-      { imageFetch: { enabled: true, allowHosts: ['127.0.0.1'], allowPrivate: true, timeoutMs: 30_000 } },
-      { engine },
-    );
+    }
 
     it('waits for a chat whose image is still being fetched', async () => {
-      const { s, answer } = await fetching(drainable, '/late.jpg')();
+      const { s, answer } = await waitingOnFetch('/late.jpg');
       assert.deepEqual(await s.app.attune.drain(30), { completed: true });
       // The fetch finished and the request went on to its usual answer, not a cut connection.
       const r = await answer;
@@ -357,7 +358,7 @@ describe('image fetching', () => {
     });
 
     it('past its deadline, stops the fetch and answers 503 with Retry-After', async () => {
-      const { s, answer } = await fetching(drainable, '/slow-headers?during-drain')();
+      const { s, answer } = await waitingOnFetch('/slow-headers?during-drain');
       assert.deepEqual(await s.app.attune.drain(0.2), { completed: false });
       const r = await answer;
       assert.equal(r.status, 503);
@@ -403,6 +404,33 @@ describe('image fetching', () => {
         return e.code;
       }
     }
+
+    it('fetches over https, checking the certificate against the URL host, not the pinned address', async () => {
+      const tls = join(repoRoot, 'test', 'fixtures', 'tls');
+      const cert = readFileSync(join(tls, 'localhost-cert.pem'), 'utf8');
+      const server = createHttpsServer({ cert, key: readFileSync(join(tls, 'localhost-key.pem'), 'utf8') }, (_req, res) => {
+        res.writeHead(200, { 'content-type': 'image/jpeg' }).end(JPEG);
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as AddressInfo;
+      try {
+        const options = { ...limits, allowHosts: ['localhost', 'other.images.test'], allowPrivate: true, timeoutMs: TIMEOUT_MS, maxRedirects: 0 };
+        const loopback: Resolver = async () => [{ address: '127.0.0.1', family: 4 }];
+        const trusting = new ImageFetcher({ ...options, resolve: loopback, tlsRoots: [cert] });
+        const img = await trusting.fetch(trusting.precheck(`https://localhost:${port}/cat.jpg`, 'u'), 'u');
+        assert.deepEqual({ mime: img.mime, width: img.width, height: img.height }, { mime: 'image/jpeg', width: 20, height: 10 });
+        // Same address, but a name the certificate does not cover.
+        await assert.rejects(trusting.fetch(trusting.precheck(`https://other.images.test:${port}/cat.jpg`, 'u'), 'u'),
+          (e: unknown) => e instanceof ApiError && e.code === 'image_fetch_failed' && /ERR_TLS_CERT_ALTNAME_INVALID/.test(e.message));
+        // Node's bundled roots do not trust a self-signed certificate.
+        const stock = new ImageFetcher({ ...options, resolve: loopback });
+        await assert.rejects(stock.fetch(stock.precheck(`https://localhost:${port}/cat.jpg`, 'u'), 'u'),
+          (e: unknown) => e instanceof ApiError && e.code === 'image_fetch_failed' && /SELF_SIGNED/.test(e.message));
+      } finally {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
+    });
 
     it('connects to the address it vetted, not to what the name resolves to later (rebinding)', async () => {
       let n = 0;

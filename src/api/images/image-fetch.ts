@@ -28,6 +28,8 @@ export type Resolver = (host: string) => Promise<ResolvedAddress[]>;
 
 export interface ImageFetcherOptions extends Omit<ImageFetchConfig, 'enabled'>, ImageLimits {
   resolve?: Resolver;
+  /** PEM roots trusted for https instead of Node's bundled ones. Tests pass a self-signed one. */
+  tlsRoots?: readonly string[];
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -178,6 +180,7 @@ export class ImageFetcher {
         lookup: pinnedLookup(addresses),
         signal,
         ...(secure && isIP(host) === 0 ? { servername: host } : {}),
+        ...(secure && this.opts.tlsRoots ? { ca: [...this.opts.tlsRoots] } : {}),
       });
       req.on('error', reject);
       req.on('response', (res) => {
