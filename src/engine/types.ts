@@ -43,6 +43,8 @@ export interface TokenLogprob {
 export interface TokenLogprobs {
   /** The logprob of the token that was chosen (sampled or given in the prompt). */
   logprob: number;
+  /** Its 1-based rank in the vocabulary: 1 + the number of tokens strictly more likely (vLLM's). */
+  rank: number;
   /** Highest-probability alternatives, most likely first. */
   top: TokenLogprob[];
 }

@@ -376,6 +376,11 @@ export class CaseGenerator {
       ['stop', () => this.stop()],
       ['stop_token_ids', () => this.stopTokenIds()],
       ['stream_options', (body) => this.streamOptions(body), ['stream']],
+      ['prompt_logprobs', (body) => {
+        const v = r.pick<unknown>([0, 2, 20, 21, -1, 1.5, 'x', null]);
+        const valid = v === null || (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 20 && body.stream !== true);
+        return { value: v, reject: !valid };
+      }, ['stream']],
       ['calibration', (body) => this.calibration(body), ['vllm_xargs']],
       ['vllm_xargs', (body) => this.vllmXargs(body), ['calibration']],
       ['unsupported', (body) => this.unsupported(ep, body)],
@@ -699,7 +704,6 @@ export class CaseGenerator {
       ['min_tokens', 5, true],
       ['min_tokens', 0, false],
       ['use_beam_search', true, true],
-      ['prompt_logprobs', 1, true],
       ['truncate_prompt_tokens', 5, true],
       ['skip_special_tokens', false, true],
       ['skip_special_tokens', true, false],

@@ -191,6 +191,48 @@ describe('OpenAI flow', () => {
     assert.deepEqual(usage, whole.body.usage);
   });
 
+  it("returns vLLM's prompt_logprobs: on each completions choice, at the top of a chat", async () => {
+    type Ranked = Record<string, { logprob: number; rank: number; decoded_token: string }>;
+    // echo + logprobs 1 gives the reference logprob of every prompt token, from the same engine pass.
+    const body = { prompt: 'Once upon a time', prompt_logprobs: 3, echo: true, logprobs: 1, max_tokens: 1, temperature: 0, n: 2 };
+    const r = await postJson<Completion & { choices: { prompt_logprobs: (Ranked | null)[] }[] }>(`${s.url}/v1/completions`, body);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    for (const choice of r.body.choices) {
+      const plp = choice.prompt_logprobs;
+      assert.equal(plp.length, ONCE_IDS.length);
+      assert.equal(plp[0], null);
+      ONCE_IDS.slice(1).forEach((id, i) => {
+        const k = i + 1;
+        const entry = plp[k]!;
+        const own = entry[String(id)]!;
+        assert.ok(own, `position ${k} holds its prompt token ${id}`);
+        assert.equal(own.logprob, choice.logprobs!.token_logprobs[k]);
+        assert.equal(own.decoded_token, choice.logprobs!.tokens[k]);
+        // The top 3 by rank, plus the prompt token when it is not among them.
+        const others = Object.entries(entry).filter(([t]) => t !== String(id));
+        const ranked = Object.values(entry).sort((a, b) => a.rank - b.rank);
+        assert.ok(ranked.length === 3 || ranked.length === 4, JSON.stringify(entry));
+        assert.deepEqual(ranked.slice(0, 3).map((e) => e.rank), [1, 2, 3]);
+        for (const [, e] of others) assert.ok(e.logprob <= ranked[0]!.logprob);
+        if (own.rank > 3) assert.equal(ranked.length, 4);
+        // The legacy echo logprobs still list only the 1 alternative they asked for.
+        assert.equal(Object.keys(choice.logprobs!.top_logprobs[k]!).length, 1);
+      });
+    }
+    assert.deepEqual(r.body.choices[0]!.prompt_logprobs, r.body.choices[1]!.prompt_logprobs);
+
+    const messages = [{ role: 'user', content: 'Once upon a time' }];
+    const chat = await postJson<ChatCompletion & { prompt_logprobs: (Ranked | null)[] }>(`${s.url}/v1/chat/completions`, { messages, max_tokens: 2, prompt_logprobs: 0 });
+    assert.equal(chat.status, 200, JSON.stringify(chat.body));
+    const tok = await postJson<{ count: number; tokens: number[] }>(`${s.url}/tokenize`, { messages });
+    assert.equal(chat.body.prompt_logprobs.length, tok.body.count);
+    assert.equal(chat.body.prompt_logprobs[0], null);
+    chat.body.prompt_logprobs.slice(1).forEach((entry, i) => assert.deepEqual(Object.keys(entry!), [String(tok.body.tokens[i + 1])]));
+    // Asked for nothing, given nothing.
+    const plain = await postJson<Record<string, unknown>>(`${s.url}/v1/chat/completions`, { messages, max_tokens: 1 });
+    assert.equal('prompt_logprobs' in plain.body, false);
+  });
+
   it('answers chat completions with chat logprobs', async () => {
     const messages = [{ role: 'user', content: 'Once upon a time' }];
     const r = await postJson<ChatCompletion>(`${s.url}/v1/chat/completions`, { messages, max_tokens: 10, temperature: 0, logprobs: true, top_logprobs: 2 });

@@ -6,6 +6,7 @@ import type { TokenLogprobs } from '../../engine/types.js';
 import { BaseResponder, topLevelCalibration, type ResponderOptions } from './responder.js';
 import type { OutputEvent } from './run.js';
 import type { TokenText } from './token-text.js';
+import { promptLogprobs, type PromptLogprobs } from './prompt-logprobs.js';
 
 export interface ChatTopLogprob {
   token: string;
@@ -19,6 +20,8 @@ export interface ChatLogprob extends ChatTopLogprob {
 
 export interface ChatOptions extends ResponderOptions {
   logprobs: boolean;
+  /** vLLM's top-level prompt_logprobs; null: not asked for. */
+  promptLogprobs: { topN: number; promptIds: readonly number[] } | null;
   tokensAsIds: boolean;
   tokenText: TokenText;
   /** Streaming with include_usage: every chunk carries `usage: null`, as OpenAI's do. */
@@ -28,6 +31,7 @@ export interface ChatOptions extends ResponderOptions {
 export class ChatResponder extends BaseResponder {
   private readonly content: string[];
   private readonly logprobs: ChatLogprob[][];
+  private promptLogprobs: PromptLogprobs | null = null;
 
   constructor(private readonly o: ChatOptions) {
     super(o);
@@ -41,8 +45,14 @@ export class ChatResponder extends BaseResponder {
 
   onEvent(index: number, event: OutputEvent): unknown[] {
     switch (event.type) {
-      case 'prompt':
+      case 'prompt': {
+        // Every choice shares the prompt: the first to arrive fills the field.
+        const wanted = this.o.promptLogprobs;
+        if (wanted && !this.promptLogprobs) {
+          this.promptLogprobs = promptLogprobs(wanted.promptIds, event.logprobs, wanted.topN, this.o.tokenText, this.o.tokensAsIds);
+        }
         return [];
+      }
       case 'tokens': {
         const lp = this.o.logprobs && event.logprobs ? event.tokenIds.map((id, k) => this.entry(id, event.logprobs![k]!)) : null;
         if (!event.text && !lp) return [];
@@ -81,6 +91,7 @@ export class ChatResponder extends BaseResponder {
         stop_reason: this.ends[index]?.stop_reason ?? null,
       })),
       usage: this.usage(),
+      ...(this.o.promptLogprobs ? { prompt_logprobs: this.promptLogprobs } : {}),
       ...this.calibrationField(topLevelCalibration(this.ends)),
     };
   }

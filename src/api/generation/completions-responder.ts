@@ -2,7 +2,7 @@
  * `/v1/completions` bodies and chunks, with OpenAI's legacy logprobs format (`tokens`,
  * `token_logprobs`, `top_logprobs`, `text_offset`). With `echo`, a choice's text and logprobs start
  * with its prompt; prompt logprobs come from the engine's `prompt` event, whose first entry is null
- * (nothing predicts the first token).
+ * (nothing predicts the first token). That event also fills vLLM's `prompt_logprobs` on each choice.
  */
 import type { TokenLogprobs } from '../../engine/types.js';
 import { IncrementalDetokenizer } from '../../engine/sampling/detokenizer.js';
@@ -10,6 +10,7 @@ import type { Tokenizer } from '../../../models/tokenizers/tokenizer.js';
 import { BaseResponder, topLevelCalibration, type ResponderOptions } from './responder.js';
 import type { OutputEvent } from './run.js';
 import type { TokenText } from './token-text.js';
+import { promptLogprobs, type PromptLogprobs } from './prompt-logprobs.js';
 
 export interface LegacyLogprobs {
   tokens: string[];
@@ -28,6 +29,8 @@ export interface CompletionsOptions extends ResponderOptions {
   echo: boolean;
   /** null: no logprobs. */
   logprobs: number | null;
+  /** vLLM's prompt_logprobs (alternatives per prompt token) on each choice; null: not asked for. */
+  promptLogprobs: number | null;
   tokensAsIds: boolean;
   tokenText: TokenText;
   /** Decodes tokens in context, so text_offset indexes the text actually returned. */
@@ -37,6 +40,7 @@ export interface CompletionsOptions extends ResponderOptions {
 interface ChoiceAcc {
   text: string;
   logprobs: LegacyLogprobs | null;
+  promptLogprobs: PromptLogprobs | null;
   /** Characters so far, for text_offset. */
   offset: number;
   /** The choice's tokens decoded as its text is: context-dependent spaces, special tokens skipped. */
@@ -53,6 +57,7 @@ export class CompletionsResponder extends BaseResponder {
     this.acc = o.sources.map((s) => ({
       text: '',
       logprobs: o.logprobs === null ? null : emptyLogprobs(),
+      promptLogprobs: null,
       offset: 0,
       detokenizer: o.logprobs === null ? null : new IncrementalDetokenizer(o.tokenizer, o.echo ? [] : s.promptIds),
     }));
@@ -68,8 +73,11 @@ export class CompletionsResponder extends BaseResponder {
   onEvent(index: number, event: OutputEvent): unknown[] {
     switch (event.type) {
       case 'prompt': {
-        if (!this.o.echo) return [];
         const source = this.o.sources[index]!;
+        if (this.o.promptLogprobs !== null) {
+          this.acc[index]!.promptLogprobs = promptLogprobs(source.promptIds, event.logprobs, this.o.promptLogprobs, this.o.tokenText, this.o.tokensAsIds);
+        }
+        if (!this.o.echo || this.o.logprobs === null) return [];
         const lp = this.legacy(index, source.promptIds, event.logprobs);
         return this.emit(index, source.promptText, lp);
       }
@@ -105,6 +113,7 @@ export class CompletionsResponder extends BaseResponder {
         logprobs: a.logprobs,
         finish_reason: this.ends[index]?.finish_reason ?? null,
         stop_reason: this.ends[index]?.stop_reason ?? null,
+        ...(this.o.promptLogprobs !== null ? { prompt_logprobs: a.promptLogprobs } : {}),
       })),
       usage: this.usage(),
       ...this.calibrationField(topLevelCalibration(this.ends)),
@@ -137,7 +146,7 @@ export class CompletionsResponder extends BaseResponder {
       const entry = entries[k] ?? null;
       out.tokens.push(tokenText.label(id, tokensAsIds));
       out.token_logprobs.push(entry ? entry.logprob : null);
-      out.top_logprobs.push(entry ? topMap(entry, tokenText, tokensAsIds) : null);
+      out.top_logprobs.push(entry ? topMap(entry, this.o.logprobs ?? 0, tokenText, tokensAsIds) : null);
       out.text_offset.push(a.offset);
       a.offset += a.detokenizer!.append(id).length;
     });
@@ -150,10 +159,11 @@ function emptyLogprobs(): LegacyLogprobs {
 }
 
 /** Most likely first; when two ids print the same, the likelier keeps the key (return_tokens_as_token_ids avoids the clash). */
-function topMap(entry: TokenLogprobs, tokenText: TokenText, asIds: boolean): Record<string, number> {
+/** The `topN` most likely alternatives (the engine may have computed more, for prompt_logprobs). */
+function topMap(entry: TokenLogprobs, topN: number, tokenText: TokenText, asIds: boolean): Record<string, number> {
   // No prototype: a token that prints as "__proto__" must stay an ordinary key.
   const m = Object.create(null) as Record<string, number>;
-  for (const t of entry.top) {
+  for (const t of entry.top.slice(0, topN)) {
     const key = tokenText.label(t.id, asIds);
     if (!(key in m)) m[key] = t.logprob;
   }

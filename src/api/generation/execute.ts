@@ -72,6 +72,11 @@ export function streamSettings(body: { stream?: boolean | undefined; stream_opti
   return { stream, includeUsage: body.stream_options?.include_usage ?? false };
 }
 
+/** Like vLLM, prompt logprobs come only in a whole response: a stream has no place for them. */
+export function checkPromptLogprobs(body: { prompt_logprobs: number | null }, stream: boolean): void {
+  if (body.prompt_logprobs !== null && stream) throw badRequest('prompt_logprobs is not available when stream is true', 'prompt_logprobs');
+}
+
 export function responseId(prefix: string): string {
   return `${prefix}-${randomUUID().replace(/-/g, '')}`;
 }

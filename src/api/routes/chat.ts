@@ -8,7 +8,7 @@ import { checkImages, renderChatPrompt } from '../chat-prompt.js';
 import type { RouteOptions } from '../context.js';
 import { badRequest, shutDownMidRequest } from '../errors.js';
 import { ChatResponder } from '../generation/chat-responder.js';
-import { execute, fanOut, responseId, streamSettings } from '../generation/execute.js';
+import { checkPromptLogprobs, execute, fanOut, responseId, streamSettings } from '../generation/execute.js';
 import { clientGoneSignal, ImageFetcher } from '../images/image-fetch.js';
 import { checkModelName } from '../model-name.js';
 import { buildSampling, resolveMaxTokens } from '../sampling.js';
@@ -26,6 +26,7 @@ export const chatRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) 
     const calibration = parseCalibration(body, ctx.calibrators, ctx.facts);
     const n = body.n ?? 1;
     const { stream, includeUsage } = streamSettings(body);
+    checkPromptLogprobs(body, stream);
 
     const ticket = ctx.admission.admit(n);
     // A drain waits for this request from here, not only once it generates: fetching a remote image
@@ -49,7 +50,7 @@ export const chatRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) 
       });
       const [requested, param] = body.max_completion_tokens !== undefined ? [body.max_completion_tokens, 'max_completion_tokens'] : [body.max_tokens, 'max_tokens'];
       const maxTokens = resolveMaxTokens(prompt.ids.length, 'messages', requested, param, model);
-      const sampling = buildSampling(body, { maxTokens, logprobs: body.logprobs ? (body.top_logprobs ?? 0) : null, promptLogprobs: null }, model);
+      const sampling = buildSampling(body, { maxTokens, logprobs: body.logprobs ? (body.top_logprobs ?? 0) : null, promptLogprobs: body.prompt_logprobs }, model);
       const sequences = fanOut({ promptIds: prompt.ids, sampling }, n);
       const responder = new ChatResponder({
         meta: { id: responseId('chatcmpl'), created: Math.floor(Date.now() / 1000), model: model.id },
@@ -58,6 +59,7 @@ export const chatRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) 
         streaming: stream,
         calibrationRequested: calibration.requested,
         logprobs: body.logprobs,
+        promptLogprobs: body.prompt_logprobs === null ? null : { topN: body.prompt_logprobs, promptIds: prompt.ids },
         tokensAsIds: body.return_tokens_as_token_ids ?? false,
         tokenText: ctx.tokenText,
         includeUsage: stream && includeUsage,

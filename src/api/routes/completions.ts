@@ -8,7 +8,7 @@ import { parseCalibration } from '../calibration.js';
 import type { RouteOptions } from '../context.js';
 import { unsupported } from '../errors.js';
 import { CompletionsResponder } from '../generation/completions-responder.js';
-import { execute, fanOut, responseId, streamSettings } from '../generation/execute.js';
+import { checkPromptLogprobs, execute, fanOut, responseId, streamSettings } from '../generation/execute.js';
 import { checkModelName } from '../model-name.js';
 import { encodePrompts, splitPrompts } from '../prompts.js';
 import { buildSampling, resolveMaxTokens } from '../sampling.js';
@@ -23,6 +23,7 @@ export const completionsRoute: FastifyPluginAsync<RouteOptions> = async (app, { 
     checkModelName(body.model, model.id);
     const n = body.n ?? 1;
     const { stream, includeUsage } = streamSettings(body);
+    checkPromptLogprobs(body, stream);
     if (body.best_of !== undefined && body.best_of !== n) throw unsupported('best_of', 'best_of other than n is not supported');
     const calibration = parseCalibration(body, ctx.calibrators, ctx.facts);
     const raw = splitPrompts(body.prompt, config.limits.maxPrompts);
@@ -30,7 +31,9 @@ export const completionsRoute: FastifyPluginAsync<RouteOptions> = async (app, { 
     const ticket = ctx.admission.admit(raw.length * n);
     try {
       const prompts = encodePrompts(raw, ctx.tokenizer, { vocabSize: model.vocabSize, maxPromptChars: model.maxPromptChars, addBos: body.add_special_tokens });
-      const promptLogprobs = body.echo && body.logprobs !== null ? body.logprobs : null;
+      // Echo with logprobs and prompt_logprobs read the same engine pass: compute the larger top-N.
+      const echoed = body.echo && body.logprobs !== null ? body.logprobs : null;
+      const promptLogprobs = echoed === null ? body.prompt_logprobs : Math.max(echoed, body.prompt_logprobs ?? 0);
       const perPrompt = prompts.map((p) => {
         const maxTokens = resolveMaxTokens(p.ids.length, p.param, body.max_tokens, 'max_tokens', model);
         return { prompt: p, seq: { promptIds: p.ids, sampling: buildSampling(body, { maxTokens, logprobs: body.logprobs, promptLogprobs }, model) } };
@@ -45,6 +48,7 @@ export const completionsRoute: FastifyPluginAsync<RouteOptions> = async (app, { 
         sources: perPrompt.flatMap(({ prompt }) => Array.from({ length: n }, () => ({ promptIds: prompt.ids, promptText: prompt.text }))),
         echo: body.echo,
         logprobs: body.logprobs,
+        promptLogprobs: body.prompt_logprobs,
         tokensAsIds: body.return_tokens_as_token_ids ?? false,
         tokenText: ctx.tokenText,
         tokenizer: ctx.tokenizer,

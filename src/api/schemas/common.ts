@@ -60,6 +60,14 @@ export function samplingFields(limits: Limits) {
     ),
     /** Ignored, as OpenAI and vLLM do. */
     user: optional(z.string()),
+    /** vLLM: logprobs of each prompt token after the first, with this many alternatives (not with stream). */
+    prompt_logprobs: z
+      .number()
+      .int()
+      .min(0, 'prompt_logprobs must be at least 0 (-1, the whole vocabulary, is not supported)')
+      .max(limits.maxLogprobs, `prompt_logprobs may be at most ${limits.maxLogprobs} (max_logprobs)`)
+      .nullish()
+      .transform((v) => v ?? null),
     /** Validated separately: its shape depends on the registered calibrators. */
     calibration: z.unknown().optional(),
     // vLLM passes these to its logits processors; attune has one consumer, so any other key would
@@ -72,7 +80,6 @@ export function samplingFields(limits: Limits) {
     min_tokens: unsupportedField('min_tokens is not supported', (v) => v === 0),
     use_beam_search: unsupportedField('beam search is not supported', (v) => v === false),
     length_penalty: unsupportedField('length_penalty is not supported', (v) => v === 1),
-    prompt_logprobs: unsupportedField('prompt_logprobs is not supported; use echo with logprobs on /v1/completions'),
     truncate_prompt_tokens: unsupportedField('truncate_prompt_tokens is not supported: attune never truncates a prompt'),
     allowed_token_ids: unsupportedField('allowed_token_ids is not supported; use logit_bias'),
     bad_words: unsupportedField('bad_words is not supported; use logit_bias', (v) => Array.isArray(v) && v.length === 0),
