@@ -5,7 +5,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DecoderWeights } from './decoder-weights.js';
+import type { DecoderWeights, RopeScaling } from './decoder-weights.js';
 import { writeSafetensors, type WritableDtype, type WritableTensor } from './safetensors-writer.js';
 
 export interface HfLlamaConfigJson {
@@ -21,7 +21,7 @@ export interface HfLlamaConfigJson {
   max_position_embeddings: number;
   rms_norm_eps: number;
   rope_theta: number;
-  rope_scaling: null;
+  rope_scaling: HfRopeScaling | null;
   hidden_act: 'silu';
   attention_bias: false;
   mlp_bias: false;
@@ -30,6 +30,10 @@ export interface HfLlamaConfigJson {
   eos_token_id: number;
   torch_dtype: 'float32' | 'float16' | 'bfloat16';
 }
+
+export type HfRopeScaling =
+  | { rope_type: 'linear'; factor: number }
+  | { rope_type: 'llama3'; factor: number; low_freq_factor: number; high_freq_factor: number; original_max_position_embeddings: number };
 
 export interface HfCheckpoint {
   config: HfLlamaConfigJson;
@@ -110,7 +114,7 @@ export function llama2cToHf(weights: DecoderWeights, opts: { dtype?: WritableDty
     max_position_embeddings: c.maxSeqLen,
     rms_norm_eps: c.rmsNormEps,
     rope_theta: c.ropeTheta,
-    rope_scaling: null,
+    rope_scaling: hfRopeScaling(c.ropeScaling),
     hidden_act: 'silu',
     attention_bias: false,
     mlp_bias: false,
@@ -124,6 +128,15 @@ export function llama2cToHf(weights: DecoderWeights, opts: { dtype?: WritableDty
 }
 
 /** Writes `config.json` and `model.safetensors` into `dir` (created if needed). */
+function hfRopeScaling(s: RopeScaling | undefined): HfRopeScaling | null {
+  if (!s) return null;
+  if (s.type === 'linear') return { rope_type: 'linear', factor: s.factor };
+  return {
+    rope_type: 'llama3', factor: s.factor, low_freq_factor: s.lowFreqFactor, high_freq_factor: s.highFreqFactor,
+    original_max_position_embeddings: s.originalMaxPositionEmbeddings,
+  };
+}
+
 export async function writeHfCheckpoint(dir: string, ckpt: HfCheckpoint): Promise<void> {
   await mkdir(dir, { recursive: true });
   await writeSafetensors(join(dir, 'model.safetensors'), ckpt.tensors, { format: 'pt' });

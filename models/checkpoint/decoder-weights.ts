@@ -7,6 +7,15 @@
  */
 export type RopeStyle = 'interleaved' | 'rotate_half';
 
+/**
+ * RoPE frequency scaling for contexts beyond the pre-training length, named as transformers names
+ * it (`rope_scaling.rope_type`): `linear` divides every frequency by `factor`; `llama3` (Llama 3.1
+ * and later) divides only the low frequencies and blends the band between. See models/compiler/rope.ts.
+ */
+export type RopeScaling =
+  | { type: 'linear'; factor: number }
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
+
 export interface DecoderConfig {
   /** Residual width. */
   dim: number;
@@ -22,6 +31,8 @@ export interface DecoderConfig {
   /** Longest sequence the checkpoint was trained for; the default KV capacity. */
   maxSeqLen: number;
   ropeTheta: number;
+  /** Absent: unscaled RoPE. */
+  ropeScaling?: RopeScaling;
   rmsNormEps: number;
   /** llama2.c rotates interleaved pairs (i, i+1); HF rotates halves (i, i + hd/2). */
   ropeStyle: RopeStyle;

@@ -4,7 +4,7 @@
  * here, by name, before any tensor is read.
  */
 import { z } from 'zod';
-import type { DecoderConfig } from './decoder-weights.js';
+import type { DecoderConfig, RopeScaling } from './decoder-weights.js';
 
 export const SUPPORTED_ARCHITECTURES = [
   'LlamaForCausalLM',
@@ -82,7 +82,7 @@ const TextConfigSchema = z.object({
   rms_norm_eps: z.number().positive(),
   rope_theta: z.number().positive().optional(),
   /** transformers ≥ 5 moves rope_theta and the scaling type here. */
-  rope_parameters: z.object({ rope_type: z.string().optional(), rope_theta: z.number().positive().optional() }).nullish(),
+  rope_parameters: z.looseObject({ rope_type: z.string().optional(), rope_theta: z.number().positive().optional() }).nullish(),
   rope_scaling: z.unknown().optional(),
   hidden_act: z.string().optional(),
   tie_word_embeddings: z.boolean().optional(),
@@ -127,10 +127,10 @@ export function parseHfDecoderConfig(json: unknown, source = 'config.json'): HfD
     throw new Error(`${where}: ${what} is not supported`);
   };
   if ((c.hidden_act ?? 'silu') !== 'silu') unsupported(`hidden_act ${c.hidden_act}`);
-  if (c.rope_scaling != null && !isDefaultRope(c.rope_scaling)) unsupported(`rope_scaling ${JSON.stringify(c.rope_scaling)}`);
-  if (c.rope_parameters?.rope_type && c.rope_parameters.rope_type !== 'default') {
-    unsupported(`rope_parameters.rope_type ${c.rope_parameters.rope_type}`);
-  }
+  // transformers < 5 writes `rope_scaling`; 5 folds it into `rope_parameters`.
+  const ropeScaling = c.rope_scaling != null
+    ? parseRopeScaling(c.rope_scaling, `${where}: rope_scaling`)
+    : c.rope_parameters ? parseRopeScaling(c.rope_parameters, `${where}: rope_parameters`) : undefined;
   if (c.mlp_bias) unsupported('mlp_bias');
   // Llama's attention_bias also adds an o_proj bias, which DecoderWeights has no place for.
   if (c.attention_bias && textType !== 'qwen2') unsupported('attention_bias (o_proj bias)');
@@ -155,6 +155,7 @@ export function parseHfDecoderConfig(json: unknown, source = 'config.json'): HfD
     vocabSize: c.vocab_size,
     maxSeqLen: window ?? c.max_position_embeddings,
     ropeTheta: c.rope_parameters?.rope_theta ?? c.rope_theta ?? 10000,
+    ...(ropeScaling ? { ropeScaling } : {}),
     rmsNormEps: c.rms_norm_eps,
     ropeStyle: 'rotate_half',
   };
@@ -189,10 +190,41 @@ function modelTypeOf(arch: HfArchitecture): string {
   return Object.entries(ARCH_BY_MODEL_TYPE).find(([, a]) => a === arch)![0];
 }
 
-function isDefaultRope(v: unknown): boolean {
-  if (typeof v !== 'object' || v === null) return false;
-  const r = v as { rope_type?: unknown; type?: unknown };
-  return (r.rope_type ?? r.type) === 'default';
+const LinearScalingSchema = z.object({ factor: z.number().positive() });
+const Llama3ScalingSchema = z
+  .object({
+    factor: z.number().positive(),
+    low_freq_factor: z.number().positive(),
+    high_freq_factor: z.number().positive(),
+    original_max_position_embeddings: positiveInt,
+  })
+  .refine((r) => r.high_freq_factor > r.low_freq_factor, { message: 'high_freq_factor must be above low_freq_factor', path: ['high_freq_factor'] });
+
+/** The scaling a rope entry asks for; undefined for plain RoPE. Other types are refused by name. */
+function parseRopeScaling(raw: unknown, where: string): RopeScaling | undefined {
+  if (typeof raw !== 'object' || raw === null) throw new Error(`${where} must be an object`);
+  const entry = raw as { rope_type?: unknown; type?: unknown };
+  const type = entry.rope_type ?? entry.type ?? 'default';
+  const parse = <T>(schema: z.ZodType<T>): T => {
+    const r = schema.safeParse(raw);
+    if (!r.success) throw new Error(`${where} (${String(type)}): ${z.prettifyError(r.error)}`);
+    return r.data;
+  };
+  switch (type) {
+    case 'default':
+      return undefined;
+    case 'linear':
+      return { type: 'linear', factor: parse(LinearScalingSchema).factor };
+    case 'llama3': {
+      const r = parse(Llama3ScalingSchema);
+      return {
+        type: 'llama3', factor: r.factor, lowFreqFactor: r.low_freq_factor, highFreqFactor: r.high_freq_factor,
+        originalMaxPositionEmbeddings: r.original_max_position_embeddings,
+      };
+    }
+    default:
+      throw new Error(`${where}: rope type ${JSON.stringify(type)} is not supported (default, linear and llama3 are)`);
+  }
 }
 
 function tokenIds(c: TextConfig, outer: Record<string, unknown>): { bosTokenId: number | null; eosTokenIds: number[] } {

@@ -13,6 +13,7 @@ import type { DecoderConfig, DecoderWeights } from '../checkpoint/decoder-weight
 import { DIM, HOOK_KINDS, KEYS_AXIS, hookName, type GeometryInput, type HookFragment, type HookKind, type RowInputSpec, type RowStateSpec } from './hooks.js';
 import { FragmentHost } from './fragment-host.js';
 import { transpose2d, concatColumns } from './weights-layout.js';
+import { ropeInverseFrequencies } from './rope.js';
 
 export type DecoderInputKind = 'ids' | 'embeds';
 
@@ -89,12 +90,14 @@ export function compileDecoder(weights: DecoderWeights, options: CompileOptions 
   const shapeGroupsByKeys = toKvGroups(copyDim); // [B,KV,rep*T,<same>]
 
   // RoPE through ORT's RotaryEmbedding kernel (one node instead of ~10 per tensor). The tables are
-  // computed the way llama2.c does it: the angle pos·freq is rounded to f32 before cos/sin.
+  // computed the way llama2.c does it: the angle pos·freq is rounded to f32 before cos/sin; the
+  // frequencies carry the checkpoint's scaling (rope.ts).
+  const invFreq = ropeInverseFrequencies(c);
   const cosTable = new Float32Array(c.maxSeqLen * (hd / 2));
   const sinTable = new Float32Array(c.maxSeqLen * (hd / 2));
   for (let pos = 0; pos < c.maxSeqLen; pos++) {
     for (let p = 0; p < hd / 2; p++) {
-      const angle = Math.fround(pos * Math.fround(Math.pow(c.ropeTheta, (-2 * p) / hd)));
+      const angle = Math.fround(pos * invFreq[p]!);
       cosTable[pos * (hd / 2) + p] = Math.cos(angle);
       sinTable[pos * (hd / 2) + p] = Math.sin(angle);
     }

@@ -1,6 +1,7 @@
 /**
  * The HF safetensors path: random Llama, Mistral and Qwen2 checkpoints in the real layout (F32 and
- * BF16, tied and untied, GQA, q/k/v biases) match the float64 reference, and stories260K converted
+ * BF16, tied and untied, GQA, q/k/v biases, linear and Llama 3.1 RoPE scaling) match the float64
+ * reference, and stories260K converted
  * to HF Llama layout (q/k permuted for rotate_half) gives the same greedy text as the .bin path.
  */
 import { describe, it, before } from 'node:test';
@@ -33,6 +34,13 @@ describe('HF checkpoints', () => {
     ['Mistral, MHA, untied, BF16', { arch: 'mistral', dtype: 'BF16', tied: false, heads: 4, kvHeads: 4, seed: 5, ropeTheta: 10000 }],
     ['Qwen2, q/k/v bias, tied, BF16', { arch: 'qwen2', dtype: 'BF16', tied: true, seed: 3, ropeTheta: 1000000 }],
     ['Qwen2, q/k/v bias, untied, F32', { arch: 'qwen2', dtype: 'F32', tied: false, seed: 4 }],
+    // head_dim 8 at θ 10000 has wavelengths 6.3, 63, 628 and 6283: with an original context of 4096
+    // and factors 1 and 8, the first two keep their frequency, the third is blended, the last divided.
+    ['Llama 3.1 RoPE scaling (llama3)', {
+      arch: 'llama', dtype: 'F32', tied: true, seed: 8, ropeTheta: 10000,
+      ropeScaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 8, original_max_position_embeddings: 4096 },
+    }],
+    ['linear RoPE scaling', { arch: 'llama', dtype: 'F32', tied: false, seed: 9, ropeTheta: 10000, ropeScaling: { type: 'linear', factor: 4 } }],
   ];
   for (const [name, opts] of cases) {
     it(`${name}: ORT matches the float64 reference (prefill + decode)`, () =>
@@ -40,6 +48,7 @@ describe('HF checkpoints', () => {
         await writeRandomHfCheckpoint(dir, opts);
         const weights = await loadHfDecoder(dir);
         assert.equal(weights.config.ropeStyle, 'rotate_half');
+        assert.equal(weights.config.ropeScaling?.type, (opts.ropeScaling?.rope_type ?? opts.ropeScaling?.type) as string | undefined);
         assert.equal(weights.lmHead === weights.tokenEmbedding, opts.tied);
         // The random weights use the 512-entry vocabulary, so the stories tokenizer can detokenize them.
         const engine = new InProcessEngine(await fixtureEngineModel({ weights, tokenizer: stories.tokenizer }), {}, true);

@@ -19,6 +19,8 @@ export interface RandomHfOptions {
   kvHeads?: number;
   maxPositions?: number;
   ropeTheta?: number;
+  /** Written as config.json's `rope_scaling`. */
+  ropeScaling?: Record<string, unknown>;
   seed?: number;
 }
 
@@ -73,6 +75,7 @@ export async function writeRandomHfCheckpoint(dir: string, o: RandomHfOptions): 
     max_position_embeddings: o.maxPositions ?? 256,
     rms_norm_eps: 1e-6,
     rope_theta: o.ropeTheta ?? 500000,
+    ...(o.ropeScaling ? { rope_scaling: o.ropeScaling } : {}),
     hidden_act: 'silu',
     tie_word_embeddings: o.tied,
     bos_token_id: 1,

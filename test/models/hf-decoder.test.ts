@@ -160,8 +160,10 @@ describe('HF decoder loader', () => {
 
   it('rejects unsupported configs by name', () => {
     const base = hfConfig('LlamaForCausalLM', small);
-    assert.throws(() => parseHfDecoderConfig({ ...base, rope_scaling: { rope_type: 'linear', factor: 2 } }), /rope_scaling .*linear.* is not supported/);
-    assert.throws(() => parseHfDecoderConfig({ ...base, rope_parameters: { rope_type: 'llama3', rope_theta: 1 } }), /rope_type llama3 is not supported/);
+    assert.throws(() => parseHfDecoderConfig({ ...base, rope_scaling: { rope_type: 'yarn', factor: 4 } }), /rope_scaling: rope type "yarn" is not supported \(default, linear and llama3 are\)/);
+    assert.throws(() => parseHfDecoderConfig({ ...base, rope_scaling: { type: 'dynamic', factor: 2 } }), /rope type "dynamic" is not supported/);
+    assert.throws(() => parseHfDecoderConfig({ ...base, rope_parameters: { rope_type: 'llama3', rope_theta: 1 } }), /rope_parameters \(llama3\): .*factor/s);
+    assert.throws(() => parseHfDecoderConfig({ ...base, rope_scaling: { rope_type: 'linear', factor: 0 } }), /rope_scaling \(linear\): .*factor/s);
     assert.throws(() => parseHfDecoderConfig({ ...base, architectures: ['GPT2LMHeadModel'] }), /GPT2LMHeadModel is not supported \(supported: LlamaForCausalLM/);
     assert.throws(() => parseHfDecoderConfig({ ...base, hidden_act: 'gelu' }), /hidden_act gelu is not supported/);
     assert.throws(() => parseHfDecoderConfig({ ...base, attention_bias: true }), /attention_bias/);
@@ -171,6 +173,17 @@ describe('HF decoder loader', () => {
     // Default rope entries are not scaling.
     assert.equal(parseHfDecoderConfig({ ...base, rope_scaling: { rope_type: 'default' } }).config.ropeTheta, 500000);
     assert.equal(parseHfDecoderConfig({ ...base, rope_theta: undefined, rope_parameters: { rope_type: 'default', rope_theta: 1e6 } }).config.ropeTheta, 1e6);
+  });
+
+  it('reads linear and Llama 3.1 RoPE scaling, from rope_scaling or from rope_parameters', () => {
+    const base = hfConfig('LlamaForCausalLM', small);
+    const llama3 = { factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
+    const want = { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 };
+    assert.deepEqual(parseHfDecoderConfig({ ...base, rope_scaling: { rope_type: 'llama3', ...llama3 } }).config.ropeScaling, want);
+    const v5 = parseHfDecoderConfig({ ...base, rope_theta: undefined, rope_parameters: { rope_type: 'llama3', rope_theta: 500000, ...llama3 } }).config;
+    assert.deepEqual([v5.ropeTheta, v5.ropeScaling], [500000, want]);
+    assert.deepEqual(parseHfDecoderConfig({ ...base, rope_scaling: { type: 'linear', factor: 2 } }).config.ropeScaling, { type: 'linear', factor: 2 });
+    assert.equal(parseHfDecoderConfig(base).config.ropeScaling, undefined);
   });
 
   it('rejects tensors it would otherwise ignore, and wrong shapes', async () => {

@@ -101,15 +101,30 @@ function rmsNorm(x: Float64Array, weight: Float64Array, eps: number): Float64Arr
 }
 
 /**
+ * Pair p's frequency θ^(−2p/hd), scaled as transformers' rope_init functions do: `linear` divides by
+ * the factor; `llama3` blends the unscaled and the divided frequency by how many of its wavelengths
+ * fit in the original context, clamped to pure unscaled (high frequencies) or pure divided (low).
+ */
+function frequency(p: number, hd: number, c: DecoderConfig): number {
+  const f = Math.pow(c.ropeTheta, -(2 * p) / hd);
+  const s = c.ropeScaling;
+  if (!s) return f;
+  if (s.type === 'linear') return f / s.factor;
+  const fitting = s.originalMaxPositionEmbeddings / ((2 * Math.PI) / f);
+  const blend = Math.min(1, Math.max(0, (fitting - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor)));
+  return blend * f + (1 - blend) * (f / s.factor);
+}
+
+/**
  * Rotates every head of `x` in place for position `pos`. Both styles use the same frequency for
- * pair p (theta^(-2p/hd)); they differ only in which two dimensions form pair p.
+ * pair p; they differ only in which two dimensions form pair p.
  */
 function applyRope(x: Float64Array, nHeads: number, hd: number, pos: number, c: DecoderConfig): void {
   const half = hd / 2;
   for (let h = 0; h < nHeads; h++) {
     const base = h * hd;
     for (let p = 0; p < half; p++) {
-      const angle = pos * Math.pow(c.ropeTheta, -(2 * p) / hd);
+      const angle = pos * frequency(p, hd, c);
       const cos = Math.cos(angle);
       const sin = Math.sin(angle);
       const i0 = c.ropeStyle === 'interleaved' ? base + 2 * p : base + p;
