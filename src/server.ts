@@ -31,6 +31,7 @@ import { chatSchema } from './api/schemas/chat.js';
 import { completionsSchema } from './api/schemas/completions.js';
 import { tokenizeSchema } from './api/schemas/tokenize.js';
 import { parseServerConfig, type ServerConfig, type ServerConfigInput } from './config/schema.js';
+import { readTlsFiles } from './config/tls.js';
 import type { EngineClient } from './engine/engine-client.js';
 import { loggerOptions } from './observability/logger.js';
 import { ServerMetrics } from './observability/metrics.js';
@@ -79,7 +80,9 @@ export function buildServer(input: ServerConfigInput, deps: ServerDeps): Fastify
   const config = parseServerConfig(input);
   const ctx = createContext(config, deps);
 
+  const https = readTlsFiles(config.tls);
   const app = Fastify({
+    ...(https ? { https } : {}),
     logger: { ...loggerOptions(config), ...(deps.logStream ? { stream: deps.logStream } : {}) },
     bodyLimit: config.limits.bodyLimitBytes,
     genReqId: requestIdFor,

@@ -8,6 +8,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readApiKeyFile } from './api-keys.js';
 import { CONFIG_FILE_OPTION, OPTIONS, type OptionSpec } from './options.js';
 import { ServerConfigSchema, type ServerConfig } from './schema.js';
+import { readTlsFiles, TlsConfigError } from './tls.js';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -58,6 +59,12 @@ export function loadServerConfig({ argv, env }: ConfigSources): LoadedConfig {
       return `  - ${key || '(root)'}${source ? ` (from ${source})` : ''}: ${issue.message}`;
     });
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  try {
+    readTlsFiles(parsed.data.tls);
+  } catch (e) {
+    if (e instanceof TlsConfigError) throw new ConfigError(e.message);
+    throw e;
   }
   return { help: false, config: parsed.data };
 }

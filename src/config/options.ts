@@ -30,6 +30,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: 'served-model-name', env: 'ATTUNE_SERVED_MODEL_NAME', path: ['servedModelName'], kind: 'string', meta: 'NAME', help: 'the model id clients send and /v1/models lists (default: the model name)' },
   { flag: 'api-key', env: 'ATTUNE_API_KEYS', path: ['apiKeys'], kind: 'list', meta: 'KEY', help: 'accepted Bearer key; repeat the flag, or comma-separate in the env var; auth is off when no key is set' },
   { flag: 'api-key-file', env: 'ATTUNE_API_KEY_FILE', path: ['apiKeyFile'], kind: 'string', meta: 'FILE', help: 'file with one API key per line (# comments), read at startup' },
+  { flag: 'ssl-certfile', env: 'ATTUNE_SSL_CERTFILE', path: ['tls', 'certFile'], kind: 'string', meta: 'FILE', help: 'serve https with this PEM certificate (or chain); needs --ssl-keyfile' },
+  { flag: 'ssl-keyfile', env: 'ATTUNE_SSL_KEYFILE', path: ['tls', 'keyFile'], kind: 'string', meta: 'FILE', help: 'the PEM private key of --ssl-certfile' },
   { flag: 'metrics-public', env: 'ATTUNE_METRICS_PUBLIC', path: ['metricsPublic'], kind: 'bool', sets: true, help: 'serve /metrics without an API key' },
   { flag: 'cors-origin', env: 'ATTUNE_CORS_ORIGINS', path: ['corsOrigins'], kind: 'list', meta: 'ORIGIN', help: 'origin allowed by CORS ("*" for any); repeatable; none = no CORS headers' },
   { flag: 'log-level', env: 'ATTUNE_LOG_LEVEL', path: ['logLevel'], kind: 'string', meta: 'LEVEL', help: 'fatal|error|warn|info|debug|trace|silent' },

@@ -66,6 +66,13 @@ export const ImageFetchSchema = z
   });
 export type ImageFetchConfig = z.infer<typeof ImageFetchSchema>;
 
+const TlsSchema = z
+  .object({ certFile: z.string().min(1).optional(), keyFile: z.string().min(1).optional() })
+  .strict()
+  .refine((t) => (t.certFile === undefined) === (t.keyFile === undefined), {
+    message: 'https needs both a certificate (--ssl-certfile) and its key (--ssl-keyfile)',
+  });
+
 export const ServerConfigSchema = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
   port: z.number().int().min(0).max(65535).default(8000),
@@ -79,6 +86,8 @@ export const ServerConfigSchema = z.strictObject({
   apiKeys: z.array(z.string().min(1, 'an API key must not be empty')).default([]),
   /** One key per line; blank lines and lines starting with # are skipped. Read once at startup. */
   apiKeyFile: z.string().min(1).optional(),
+  /** https instead of http, with these PEM files (vLLM's --ssl-certfile / --ssl-keyfile); both or neither. */
+  tls: TlsSchema.default({}),
   /** Let /metrics through without a key (scrapers inside the cluster). */
   metricsPublic: z.boolean().default(false),
   /** Origins allowed by CORS; empty = no CORS headers; "*" = any origin. */

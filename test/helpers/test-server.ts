@@ -44,7 +44,7 @@ export async function startTestServer(config: ServerConfigInput = {}, opts: Test
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${config.tls?.certFile ? 'https' : 'http'}://127.0.0.1:${port}`,
     app,
     engine,
     assets,
