@@ -9,7 +9,7 @@
  *   D = {j : score[j] > τ}, S = D without its lowest-index member;
  *   sink columns are scaled by β and the freed mass goes to the non-sink keys of the same row in
  *   proportion to their original attention (the spared key included). No `[0,0] = 1` override;
- *   a row with no non-sink mass (none, or less than 2^-126) is left unchanged (the 0/0 guard).
+ *   a row with no non-sink mass (none, or at most 2^-126) is left unchanged (the 0/0 guard).
  * The prompt is prefilled in one pass, so prefill matches the official single-forward semantics.
  *
  * Heads that are off, and rows with ACT off, get both gains = 1 while one of the two terms is
@@ -25,7 +25,7 @@ import { sinkSet } from './act-sinks.js';
 
 export const ACT_DEFAULTS = { beta: 0.4, threshold: 0.1 } as const;
 
-/** 2^-126: non-sink mass below this is treated as zero (the 0/0 guard), see buildFragment. */
+/** 2^-126: non-sink mass up to this is treated as zero (the 0/0 guard), see buildFragment. */
 export const SMALLEST_NORMAL_F32 = 2 ** -126;
 
 export const ActConfigSchema = z
@@ -122,7 +122,7 @@ function buildFragment(A: Value, ctx: FragmentContext): Value {
   const restMass = g.op('ReduceSum', [rest, i64([-1])], { keepdims: attr.int(1) });
   // Â = β·A_S + rest·(1 + (1−β)·sinkMass/restMass). Uncalibrated heads, and rows with no non-sink
   // mass (0/0), get both gains = 1, and rest·1 + A_S·1 is A bit for bit (one term is exactly 0).
-  // Non-sink mass below the smallest normal float counts as none: dividing by it overflows the gain
+  // Non-sink mass up to the smallest normal float counts as none: dividing by less overflows the gain
   // to Inf (the official fp16 code would hold such mass as exactly 0).
   const keep = g.op('And', [headOn, g.op('Greater', [restMass, g.constFloat(SMALLEST_NORMAL_F32)])]);
   const one = g.constFloat(1);

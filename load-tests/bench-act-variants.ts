@@ -7,8 +7,11 @@
  *     head, 1 for heads that are off), the non-sink mass by `Where`, the sink mass as total − rest;
  *   - `lean-masks`: the same inputs, float masks instead of `Where`, and the spared sink found by
  *     ReduceMax over position-weighted flags instead of ArgMax and ScatterElements.
- * Each variant is first checked against the shipped fragment (logits and column sums within 1e-5),
- * so the timings compare equal work. Session time only: no engine, so only the graphs differ.
+ * Each variant is first checked against the shipped fragment (logits and column sums within 1e-4;
+ * ACT itself moves these logits by about 0.9), so the timings compare equal work. They are measuring
+ * devices, not drop-in fragments: `lean-masks` takes each attention row's total as 1 (true of softmax
+ * rows to rounding), and its position weights cover keys up to maxSeqLen + 1. Session time only: no
+ * engine, so only the graphs differ.
  */
 import { cpus } from 'node:os';
 import ort from 'onnxruntime-node';
@@ -143,13 +146,13 @@ async function main(): Promise<void> {
       for (const name of ['logits', ...layers.map((l) => `act.colsum.${l}.update`)]) {
         const a = outs[1]![name]!.data as Float32Array, b = outs[k]![name]!.data as Float32Array;
         const diff = a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
-        if (!(diff <= 1e-5)) throw new Error(`${graphs[k]![0]} differs from the shipped fragment in ${name} by ${diff} (B ${B}, C ${C})`);
+        if (!(diff <= 1e-4)) throw new Error(`${graphs[k]![0]} differs from the shipped fragment in ${name} by ${diff} (B ${B}, C ${C})`);
       }
     }
   }
 
   console.log(`ACT fragment variants: ${MODEL}, ACT on all ${c.nHeads} heads of layers ${layers[0]}..${layers.at(-1)}; ${new Date().toISOString().slice(0, 10)}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}`);
-  console.log(`(one decode step in ORT alone, medians of ${ROUNDS} alternating rounds of ${RUNS_PER_ROUND}; the variants match the shipped fragment to 1e-5)`);
+  console.log(`(one decode step in ORT alone, medians of ${ROUNDS} alternating rounds of ${RUNS_PER_ROUND}; the variants match the shipped fragment to 1e-4)`);
   console.log(`graph nodes: ${graphs.map(([n, g]) => `${n} ${g.nodeCount}`).join(', ')}`);
   for (const [B, C] of SHAPES) {
     const feeds = graphs.map(([, g]) => decodeFeeds(g, B, C, C - 20));

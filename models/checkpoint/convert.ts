@@ -127,7 +127,6 @@ export function llama2cToHf(weights: DecoderWeights, opts: { dtype?: WritableDty
   return { config, tensors };
 }
 
-/** Writes `config.json` and `model.safetensors` into `dir` (created if needed). */
 function hfRopeScaling(s: RopeScaling | undefined): HfRopeScaling | null {
   if (!s) return null;
   if (s.type === 'linear') return { rope_type: 'linear', factor: s.factor };
@@ -137,6 +136,7 @@ function hfRopeScaling(s: RopeScaling | undefined): HfRopeScaling | null {
   };
 }
 
+/** Writes `config.json` and `model.safetensors` into `dir` (created if needed). */
 export async function writeHfCheckpoint(dir: string, ckpt: HfCheckpoint): Promise<void> {
   await mkdir(dir, { recursive: true });
   await writeSafetensors(join(dir, 'model.safetensors'), ckpt.tensors, { format: 'pt' });

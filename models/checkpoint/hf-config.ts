@@ -127,10 +127,14 @@ export function parseHfDecoderConfig(json: unknown, source = 'config.json'): HfD
     throw new Error(`${where}: ${what} is not supported`);
   };
   if ((c.hidden_act ?? 'silu') !== 'silu') unsupported(`hidden_act ${c.hidden_act}`);
-  // transformers < 5 writes `rope_scaling`; 5 folds it into `rope_parameters`.
-  const ropeScaling = c.rope_scaling != null
-    ? parseRopeScaling(c.rope_scaling, `${where}: rope_scaling`)
-    : c.rope_parameters ? parseRopeScaling(c.rope_parameters, `${where}: rope_parameters`) : undefined;
+  // transformers < 5 writes `rope_scaling`; 5 folds it into `rope_parameters`. A config with both
+  // must not let one silently win over the other.
+  const fromScaling = c.rope_scaling != null ? parseRopeScaling(c.rope_scaling, `${where}: rope_scaling`) : undefined;
+  const fromParameters = c.rope_parameters ? parseRopeScaling(c.rope_parameters, `${where}: rope_parameters`) : undefined;
+  if (c.rope_scaling != null && c.rope_parameters && JSON.stringify(fromScaling) !== JSON.stringify(fromParameters)) {
+    throw new Error(`${where}: rope_scaling and rope_parameters ask for different RoPE scaling; keep one`);
+  }
+  const ropeScaling = fromScaling ?? fromParameters;
   if (c.mlp_bias) unsupported('mlp_bias');
   // Llama's attention_bias also adds an o_proj bias, which DecoderWeights has no place for.
   if (c.attention_bias && textType !== 'qwen2') unsupported('attention_bias (o_proj bias)');

@@ -1,6 +1,6 @@
 /**
- * Shutdown state: whether the server still admits work, and the in-flight generations that a drain
- * waits for and, past its deadline, aborts.
+ * Shutdown state: whether the server still admits work, and the in-flight requests (generating, or
+ * still preparing to) that a drain waits for and, past its deadline, aborts.
  */
 
 /** Why a generation was aborted from outside its own loop. */
@@ -8,7 +8,8 @@ export type AbortCause = 'disconnect' | 'timeout' | 'shutdown' | 'failed';
 
 export class Lifecycle {
   private drainingFlag = false;
-  private readonly inFlight = new Set<AbortController>();
+  private readonly generations = new Set<AbortController>();
+  private readonly preparing = new Set<AbortController>();
   private idleWaiters: (() => void)[] = [];
 
   get draining(): boolean {
@@ -16,7 +17,7 @@ export class Lifecycle {
   }
 
   get activeGenerations(): number {
-    return this.inFlight.size;
+    return this.generations.size;
   }
 
   startDrain(): void {
@@ -25,16 +26,32 @@ export class Lifecycle {
 
   /** Registers a generation; call the returned function when it has ended. */
   track(controller: AbortController): () => void {
-    this.inFlight.add(controller);
+    return this.register(controller, this.generations);
+  }
+
+  /**
+   * Registers a request that is still preparing its generation (a chat fetching its images). The
+   * drain waits for it and aborts it like a generation, but it is not counted as one.
+   */
+  trackPreparation(controller: AbortController): () => void {
+    return this.register(controller, this.preparing);
+  }
+
+  private register(controller: AbortController, set: Set<AbortController>): () => void {
+    set.add(controller);
     return () => {
-      this.inFlight.delete(controller);
-      if (this.inFlight.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+      set.delete(controller);
+      if (this.idle) for (const w of this.idleWaiters.splice(0)) w();
     };
+  }
+
+  private get idle(): boolean {
+    return this.generations.size === 0 && this.preparing.size === 0;
   }
 
   /** Resolves true once nothing is in flight, or false when `timeoutMs` passes first. */
   whenIdle(timeoutMs: number): Promise<boolean> {
-    if (this.inFlight.size === 0) return Promise.resolve(true);
+    if (this.idle) return Promise.resolve(true);
     return new Promise((resolve) => {
       const waiter = () => {
         clearTimeout(timer);
@@ -49,6 +66,6 @@ export class Lifecycle {
   }
 
   abortAll(cause: AbortCause): void {
-    for (const c of this.inFlight) c.abort(cause);
+    for (const c of [...this.generations, ...this.preparing]) c.abort(cause);
   }
 }

@@ -69,8 +69,14 @@ export type ImageFetchConfig = z.infer<typeof ImageFetchSchema>;
 const TlsSchema = z
   .object({ certFile: z.string().min(1).optional(), keyFile: z.string().min(1).optional() })
   .strict()
-  .refine((t) => (t.certFile === undefined) === (t.keyFile === undefined), {
-    message: 'https needs both a certificate (--ssl-certfile) and its key (--ssl-keyfile)',
+  .superRefine((t, ctx) => {
+    // Reported on the setting that was given, so the error names where it came from.
+    if ((t.certFile === undefined) === (t.keyFile === undefined)) return;
+    ctx.addIssue({
+      code: 'custom',
+      path: [t.certFile === undefined ? 'keyFile' : 'certFile'],
+      message: 'https needs both a certificate (--ssl-certfile) and its key (--ssl-keyfile)',
+    });
   });
 
 export const ServerConfigSchema = z.strictObject({

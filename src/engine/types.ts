@@ -43,7 +43,7 @@ export interface TokenLogprob {
 export interface TokenLogprobs {
   /** The logprob of the token that was chosen (sampled or given in the prompt). */
   logprob: number;
-  /** Its 1-based rank in the vocabulary: 1 + the number of tokens strictly more likely (vLLM's). */
+  /** Its 1-based rank in the vocabulary: the number of tokens at least as likely, itself included (vLLM's, so ties take the last place). */
   rank: number;
   /** Highest-probability alternatives, most likely first. */
   top: TokenLogprob[];

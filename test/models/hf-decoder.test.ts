@@ -184,6 +184,10 @@ describe('HF decoder loader', () => {
     assert.deepEqual([v5.ropeTheta, v5.ropeScaling], [500000, want]);
     assert.deepEqual(parseHfDecoderConfig({ ...base, rope_scaling: { type: 'linear', factor: 2 } }).config.ropeScaling, { type: 'linear', factor: 2 });
     assert.equal(parseHfDecoderConfig(base).config.ropeScaling, undefined);
+    // Both fields: they must agree.
+    const both = { ...base, rope_scaling: { rope_type: 'llama3', ...llama3 }, rope_parameters: { rope_type: 'llama3', rope_theta: 500000, ...llama3 } };
+    assert.deepEqual(parseHfDecoderConfig(both).config.ropeScaling, want);
+    assert.throws(() => parseHfDecoderConfig({ ...both, rope_scaling: { rope_type: 'default' } }), /rope_scaling and rope_parameters ask for different RoPE scaling/);
   });
 
   it('rejects tensors it would otherwise ignore, and wrong shapes', async () => {

@@ -19,8 +19,8 @@ export function redistributeRow(row: Float64Array | number[], sinks: ReadonlySet
   let sinkMass = 0, rest = 0;
   for (let k = 0; k < row.length; k++) (sinks.has(k) ? (sinkMass += row[k]!) : (rest += row[k]!));
   // The 0/0 guard: attune leaves rows without non-sink mass unchanged, and counts mass below the
-  // smallest normal float32 as none (fp32 cannot scale it up without overflowing).
-  if (rest < SMALLEST_NORMAL_F32) return;
+  // smallest normal float32, or less, as none (fp32 cannot scale it up without overflowing).
+  if (rest <= SMALLEST_NORMAL_F32) return;
   const freed = (1 - beta) * sinkMass;
   for (let k = 0; k < row.length; k++) row[k] = sinks.has(k) ? beta * row[k]! : row[k]! + (freed * row[k]!) / rest;
 }

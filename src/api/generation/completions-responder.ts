@@ -158,8 +158,11 @@ function emptyLogprobs(): LegacyLogprobs {
   return { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
 }
 
-/** Most likely first; when two ids print the same, the likelier keeps the key (return_tokens_as_token_ids avoids the clash). */
-/** The `topN` most likely alternatives (the engine may have computed more, for prompt_logprobs). */
+/**
+ * The `topN` most likely alternatives (the engine may have computed more, for prompt_logprobs), most
+ * likely first; when two ids print the same, the likelier keeps the key (return_tokens_as_token_ids
+ * avoids the clash).
+ */
 function topMap(entry: TokenLogprobs, topN: number, tokenText: TokenText, asIds: boolean): Record<string, number> {
   // No prototype: a token that prints as "__proto__" must stay an ordinary key.
   const m = Object.create(null) as Record<string, number>;

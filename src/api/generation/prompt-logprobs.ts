@@ -1,14 +1,16 @@
 /**
  * vLLM's `prompt_logprobs` field: one entry per prompt token, null for the first (nothing predicts
  * it), else `{"<token id>": {logprob, rank, decoded_token}}` holding the prompt token itself and the
- * `topN` most likely alternatives. Completions put it on each choice, chat at the top level.
+ * `topN` most likely alternatives. Completions put it on each choice, chat at the top level. The keys
+ * are token ids, which JSON objects built in JavaScript list in ascending order: clients find the
+ * prompt token by its id, not by position.
  */
 import type { TokenLogprobs } from '../../engine/types.js';
 import type { TokenText } from './token-text.js';
 
 export interface RankedLogprob {
   logprob: number;
-  /** 1-based rank in the vocabulary; tokens that tie share one. */
+  /** 1-based: an alternative's place in the list; the prompt token's count of tokens at least as likely. */
   rank: number;
   decoded_token: string;
 }
@@ -27,11 +29,10 @@ export function promptLogprobs(
     if (!entry) return null;
     const out: Record<string, RankedLogprob> = {};
     out[id] = { logprob: entry.logprob, rank: entry.rank, decoded_token: tokenText.label(id, asTokenIds) };
-    // The engine may have computed more alternatives than this request asked for (echo + logprobs).
-    let rank = 0;
-    entry.top.slice(0, topN).forEach((t, j, top) => {
-      if (j === 0 || t.logprob < top[j - 1]!.logprob) rank = j + 1;
-      if (!(t.id in out)) out[t.id] = { logprob: t.logprob, rank, decoded_token: tokenText.label(t.id, asTokenIds) };
+    // As vLLM: alternatives are ranked by their place in the list, and the prompt token, when it is
+    // one of them, takes that place. The engine may have computed more than asked (echo + logprobs).
+    entry.top.slice(0, topN).forEach((t, j) => {
+      out[t.id] = { logprob: t.logprob, rank: j + 1, decoded_token: tokenText.label(t.id, asTokenIds) };
     });
     return out;
   });

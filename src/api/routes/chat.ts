@@ -32,7 +32,7 @@ export const chatRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) 
     // A drain waits for this request from here, not only once it generates: fetching a remote image
     // comes first, and past the drain's deadline that fetch is stopped with a 503.
     const preparing = new AbortController();
-    const untrack = ctx.lifecycle.track(preparing);
+    const untrack = ctx.lifecycle.trackPreparation(preparing);
     try {
       const gone = clientGoneSignal(reply.raw);
       try {

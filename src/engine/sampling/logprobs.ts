@@ -18,7 +18,7 @@ const topVals = new Float64Array(MAX_TOP_LOGPROBS);
  * The logprob of `chosenId` and the `topN` most likely tokens (most likely first, lower id first on
  * ties), from one row of raw logits. Two passes and no sort: a bounded insertion list for the top
  * entries, then a max-shifted sum of exponentials accumulated in float64, counting on the way the
- * tokens more likely than the chosen one for its rank.
+ * tokens at least as likely as the chosen one for its rank.
  */
 export function computeTokenLogprobs(logits: Float32Array, chosenId: number, topN: number): TokenLogprobs {
   const n = logits.length;
@@ -53,15 +53,15 @@ export function computeTokenLogprobs(logits: Float32Array, chosenId: number, top
 
   const chosen = logits[chosenId]!;
   let sum = 0;
-  let above = 0;
+  let atLeast = 0;
   for (let i = 0; i < n; i++) {
     const v = logits[i]!;
     sum += Math.exp(v - max);
-    if (v > chosen) above++;
+    if (v >= chosen) atLeast++;
   }
   const logZ = max + Math.log(sum);
 
   const top: TokenLogprob[] = new Array(filled);
   for (let j = 0; j < filled; j++) top[j] = { id: topIds[j]!, logprob: topVals[j]! - logZ };
-  return { logprob: chosen - logZ, rank: above + 1, top };
+  return { logprob: chosen - logZ, rank: atLeast, top };
 }

@@ -39,13 +39,13 @@ describe('computeTokenLogprobs', () => {
     }
   });
 
-  it('ranks the chosen token 1-based, by the tokens strictly more likely (ties share a rank)', () => {
+  it('ranks the chosen token as vLLM does: the tokens at least as likely, itself included', () => {
     const logits = Float32Array.of(1, 3, 2, 3, 3, 0);
-    assert.deepEqual([0, 1, 2, 3, 4, 5].map((id) => computeTokenLogprobs(logits, id, 0).rank), [5, 1, 4, 1, 1, 6]);
+    assert.deepEqual([0, 1, 2, 3, 4, 5].map((id) => computeTokenLogprobs(logits, id, 0).rank), [5, 3, 4, 3, 3, 6]);
     const big = randomLogits(5000, 3, 20);
     for (const chosen of [0, 17, 4999]) {
-      const above = big.reduce((n, v) => n + (v > big[chosen]! ? 1 : 0), 0);
-      assert.equal(computeTokenLogprobs(big, chosen, 3).rank, above + 1);
+      const atLeast = big.reduce((n, v) => n + (v >= big[chosen]! ? 1 : 0), 0);
+      assert.equal(computeTokenLogprobs(big, chosen, 3).rank, atLeast);
     }
   });
 
