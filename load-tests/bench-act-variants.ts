@@ -13,8 +13,6 @@
  * rows to rounding), and its position weights cover keys up to maxSeqLen + 1. Session time only: no
  * engine, so only the graphs differ.
  */
-import { cpus } from 'node:os';
-import ort from 'onnxruntime-node';
 import { resolveModel } from '../models/resolve.js';
 import { loadDecoderWeights } from '../models/load-decoder.js';
 import { loadProfile } from '../models/profiles/profile.js';
@@ -22,13 +20,15 @@ import { compileDecoder, type CompiledDecoder } from '../models/compiler/decoder
 import { DIM, KEYS_AXIS, type FragmentContext, type HookFragment } from '../models/compiler/hooks.js';
 import { attr, type Value } from '../models/onnx/graph-builder.js';
 import { act, defaultActLayers, SMALLEST_NORMAL_F32 } from '../calibrators/act.js';
+import { DecoderSession, OrtTensorCtor, type OrtTensor } from '../src/engine/ort-session.js';
+import { buildStepFeeds, stepShape } from '../src/engine/step-feeds.js';
+import { machineHeader, median } from './report.js';
 
 const MODEL = process.env.BENCH_MODEL ?? 'stories260K';
 const TAU = 0.1, BETA = 0.4;
 const SHAPES = [[1, 128], [8, 128], [1, 256], [8, 256]] as const;
 const ROUNDS = 25, RUNS_PER_ROUND = 40;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** The parts both lean variants share: controls, the running column sums, detection. */
 function leanDetection(A: Value, ctx: FragmentContext, layers: readonly number[]) {
@@ -93,29 +93,29 @@ function leanMasks(layers: readonly number[], maxSeqLen: number): HookFragment {
   };
 }
 
-/** One decode step's feeds for any of the graphs: B rows with `used` positions filled of C. */
-function decodeFeeds(graph: CompiledDecoder, B: number, C: number, used: number): Record<string, ort.Tensor> {
+/**
+ * One decode step's feeds for any of the graphs: B rows with `used` positions filled of C. The
+ * decoder's own inputs come from the engine's step builder; this adds the cache and ACT's inputs.
+ */
+function decodeFeeds(graph: CompiledDecoder, B: number, C: number, used: number): Record<string, OrtTensor> {
   const K = C + 1;
+  const rows = Array.from({ length: B }, () => ({ tokens: [5], past: used, allLogits: false }));
+  const feeds = buildStepFeeds(stepShape(rows, C), graph.config.maxSeqLen, graph.geometry);
   const dimOf = (d: string | number): number =>
     typeof d === 'number' ? d : ({ [DIM.batch]: B, [DIM.queries]: 1, [DIM.past]: C, [DIM.keys]: K, [DIM.logitRows]: 1 } as Record<string, number>)[d]!;
   // Queries that can see key j after this step; the new key sits at index C; empty slots never count.
   const divisor = (j: number) => (j < used ? used + 1 - j : j === C ? 1 : Infinity);
-  const feeds: Record<string, ort.Tensor> = {};
   for (const input of graph.inputs) {
+    if (input.name in feeds) continue;
     const dims = input.dims.map(dimOf);
     const n = dims.reduce((a, b) => a * b, 1);
-    const f32 = (fill: (i: number) => number) => new ort.Tensor('float32', Float32Array.from({ length: n }, (_, i) => fill(i)), dims);
+    const f32 = (fill: (i: number) => number) => new OrtTensorCtor('float32', Float32Array.from({ length: n }, (_, i) => fill(i)), dims);
     const name = input.name;
-    if (name === 'input_ids') feeds[name] = new ort.Tensor('int64', new BigInt64Array(n).fill(5n), dims);
-    else if (name === 'position_ids') feeds[name] = new ort.Tensor('int64', new BigInt64Array(n).fill(BigInt(used)), dims);
-    else if (name === 'logit_positions') feeds[name] = new ort.Tensor('int64', new BigInt64Array(n), dims);
-    else if (name === 'past_bias') feeds[name] = f32((i) => (i % C < used ? 0 : -Infinity));
-    else if (name === 'causal_bias') feeds[name] = f32(() => 0);
-    else if (name === 'act.divisor') feeds[name] = f32((i) => divisor(i % K));
+    if (name === 'act.divisor') feeds[name] = f32((i) => divisor(i % K));
     else if (name === 'act.tau') feeds[name] = f32(() => TAU);
     else if (name === 'act.threshold') feeds[name] = f32((i) => Math.fround(Math.fround(TAU) * divisor(i % K)));
     else if (name === 'act.beta') feeds[name] = f32(() => BETA);
-    else if (name.startsWith('act.heads.')) feeds[name] = new ort.Tensor('bool', new Uint8Array(n).fill(1), dims);
+    else if (name.startsWith('act.heads.')) feeds[name] = new OrtTensorCtor('bool', new Uint8Array(n).fill(1), dims);
     // Column sums around the thresholds, so every head has sinks to find and to spare.
     else if (name.startsWith('act.colsum.')) feeds[name] = f32((i) => (i % C < used ? Math.abs(Math.sin(i)) * TAU * (used - (i % C)) * 1.5 : 0));
     else feeds[name] = f32((i) => Math.sin(i) * 0.1); // the KV cache
@@ -135,9 +135,7 @@ async function main(): Promise<void> {
     ['lean-where', compileDecoder(weights, { fragments: [leanWhere(layers)] })],
     ['lean-masks', compileDecoder(weights, { fragments: [leanMasks(layers, c.maxSeqLen)] })],
   ];
-  const sessions = await Promise.all(graphs.map(([, g]) => ort.InferenceSession.create(g.bytes, {
-    intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential',
-  })));
+  const sessions = await Promise.all(graphs.map(([, g]) => DecoderSession.create(g, { intraOpThreads: 1 })));
 
   // Equal work first: every variant gives the shipped fragment's logits and column sums.
   for (const [B, C] of SHAPES) {
@@ -151,7 +149,7 @@ async function main(): Promise<void> {
     }
   }
 
-  console.log(`ACT fragment variants: ${MODEL}, ACT on all ${c.nHeads} heads of layers ${layers[0]}..${layers.at(-1)}; ${new Date().toISOString().slice(0, 10)}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}`);
+  console.log(machineHeader(`ACT fragment variants: ${MODEL}, ACT on all ${c.nHeads} heads of layers ${layers[0]}..${layers.at(-1)}`));
   console.log(`(one decode step in ORT alone, medians of ${ROUNDS} alternating rounds of ${RUNS_PER_ROUND}; the variants match the shipped fragment to 1e-4)`);
   console.log(`graph nodes: ${graphs.map(([n, g]) => `${n} ${g.nodeCount}`).join(', ')}`);
   for (const [B, C] of SHAPES) {

@@ -8,7 +8,6 @@
  * (`BENCH_WIDE=0` skips it). Both sides run the same in-process engine loop, alternating, so
  * machine noise hits them alike.
  */
-import { cpus } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { resolveModel } from '../models/resolve.js';
 import { loadDecoderWeights } from '../models/load-decoder.js';
@@ -24,6 +23,7 @@ import { CALIBRATORS } from '../calibrators/index.js';
 import { act, defaultActLayers, type ActConfig } from '../calibrators/act.js';
 import type { EngineEvent, GenerationRequest } from '../src/engine/types.js';
 import { syntheticDecoder } from './synthetic-decoder.js';
+import { machineHeader, median } from './report.js';
 
 const MODEL = process.env.BENCH_MODEL ?? 'stories260K';
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 5);
@@ -32,7 +32,6 @@ const WIDE = process.env.BENCH_WIDE !== '0';
 const WIDE_DECODE_TOKENS = 64;
 const BATCHES = [1, 8];
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const pad = (x: number, digits = 0) => x.toFixed(digits).padStart(7);
 
 interface Bench {
@@ -118,7 +117,7 @@ async function main(): Promise<void> {
     rows.push(`batch ${batch}  decode  plain ${pad(dec.plain)} tok/s   ACT ${pad(dec.act)} tok/s   ratio ${(dec.act / dec.plain).toFixed(3)}`);
     rows.push(`batch ${batch}  prefill plain ${pad(pre.plain)} tok/s   ACT ${pad(pre.act)} tok/s   ratio ${(pre.act / pre.plain).toFixed(3)}`);
   }
-  console.log(`attune calibrator benchmark: ${MODEL}, ACT on all ${H} heads of layers 2..${L - 1}; ${new Date().toISOString().slice(0, 10)}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}`);
+  console.log(machineHeader(`attune calibrator benchmark: ${MODEL}, ACT on all ${H} heads of layers 2..${L - 1}`));
   console.log(`(medians of ${REPEATS} alternating runs; decode ${DECODE_TOKENS} tokens from BOS; prefill ${prompt.length}-token prompts; target: decode ratio ≥ 0.85)`);
   for (const r of rows) console.log(r);
 

@@ -4,7 +4,6 @@
  *   - prefill tok/s for a 256-token prompt (worker clock: scheduled → first token);
  *   - the graph with a no-op fragment at every hook point over the plain graph (in-process, same loop).
  */
-import { cpus } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { resolveModel } from '../models/resolve.js';
 import { loadDecoderWeights } from '../models/load-decoder.js';
@@ -16,6 +15,7 @@ import { EngineOptionsSchema } from '../src/engine/engine-options.js';
 import { buildEngineModel } from '../src/engine/load-engine-model.js';
 import { GREEDY_DEFAULTS } from '../src/engine/sampling/defaults.js';
 import type { EngineEvent, GenerationRequest } from '../src/engine/types.js';
+import { machineHeader, median } from './report.js';
 
 const MODEL = process.env.BENCH_MODEL ?? 'stories260K';
 const DECODE_TOKENS = 255;
@@ -39,7 +39,6 @@ async function timedRun(client: EngineClient, r: GenerationRequest): Promise<{ t
   return { tokens, firstAt, lastAt, prefillMs };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function inProcessDecodeRate(core: EngineCore, sink: { done: Set<string> }, id: string): Promise<number> {
   core.submit(req(id, [1], DECODE_TOKENS));
@@ -105,7 +104,7 @@ async function main(): Promise<void> {
   const s = median(single), b = median(batch), p = median(prefill);
   const hookedRatio = median(rates.hooked) / median(rates.plain);
   const fmt = (x: number) => x.toFixed(0).padStart(8);
-  console.log(`attune engine benchmark: ${MODEL}, ${new Date().toISOString().slice(0, 10)}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}`);
+  console.log(machineHeader(`attune engine benchmark: ${MODEL}`));
   console.log(`(medians of ${REPEATS} runs; decode from BOS for ${DECODE_TOKENS} tokens)`);
   console.log(`single-stream decode      ${fmt(s)} tok/s   (target ≥ 1500)`);
   console.log(`batch-8 aggregate decode  ${fmt(b)} tok/s   ${(b / s).toFixed(2)}x single (target ≥ 3x)`);

@@ -3,18 +3,11 @@
  * wider than the shipped test models (no checkpoint file, no download). Not a trained model: its
  * text is noise, but its graph, and so its per-step cost, are those of a real model of that shape.
  */
-import type { DecoderWeights, LayerWeights } from '../models/checkpoint/decoder-weights.js';
+import type { DecoderConfig, DecoderWeights, LayerWeights } from '../models/checkpoint/decoder-weights.js';
 import { RowRng } from '../src/engine/sampling/rng.js';
 
-export interface SyntheticShape {
-  dim: number;
-  hiddenDim: number;
-  nLayers: number;
-  nHeads: number;
-  nKvHeads: number;
-  vocabSize: number;
-  maxSeqLen: number;
-}
+/** The shape-defining part of a DecoderConfig; the rest (RoPE, norm epsilon) is fixed here. */
+export type SyntheticShape = Pick<DecoderConfig, 'dim' | 'hiddenDim' | 'nLayers' | 'nHeads' | 'nKvHeads' | 'vocabSize' | 'maxSeqLen'>;
 
 export function syntheticDecoder(shape: SyntheticShape, seed = 7): DecoderWeights {
   const rng = RowRng.fromSeed(seed);
