@@ -65,16 +65,19 @@ export function fanOut(seq: SequenceSpec, n: number): SequenceSpec[] {
   }));
 }
 
-/** `stream` and `stream_options`; like vLLM, options on a non-streaming request are a client mistake. */
-export function streamSettings(body: { stream?: boolean | undefined; stream_options?: { include_usage?: boolean | undefined } | undefined }): { stream: boolean; includeUsage: boolean } {
+/**
+ * `stream` and the fields that depend on it. Like vLLM: options on a non-streaming request are a
+ * client mistake, and prompt logprobs come only in a whole response (a stream has no place for them).
+ */
+export function streamSettings(body: {
+  stream?: boolean | undefined;
+  stream_options?: { include_usage?: boolean | undefined } | undefined;
+  prompt_logprobs: number | null;
+}): { stream: boolean; includeUsage: boolean } {
   const stream = body.stream ?? false;
   if (body.stream_options !== undefined && !stream) throw badRequest('stream_options is only allowed when stream is true', 'stream_options');
-  return { stream, includeUsage: body.stream_options?.include_usage ?? false };
-}
-
-/** Like vLLM, prompt logprobs come only in a whole response: a stream has no place for them. */
-export function checkPromptLogprobs(body: { prompt_logprobs: number | null }, stream: boolean): void {
   if (body.prompt_logprobs !== null && stream) throw badRequest('prompt_logprobs is not available when stream is true', 'prompt_logprobs');
+  return { stream, includeUsage: body.stream_options?.include_usage ?? false };
 }
 
 export function responseId(prefix: string): string {

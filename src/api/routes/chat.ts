@@ -8,7 +8,7 @@ import { checkImages, renderChatPrompt } from '../chat-prompt.js';
 import type { RouteOptions } from '../context.js';
 import { badRequest, shutDownMidRequest } from '../errors.js';
 import { ChatResponder } from '../generation/chat-responder.js';
-import { checkPromptLogprobs, execute, fanOut, responseId, streamSettings } from '../generation/execute.js';
+import { execute, fanOut, responseId, streamSettings } from '../generation/execute.js';
 import { clientGoneSignal, ImageFetcher } from '../images/image-fetch.js';
 import { checkModelName } from '../model-name.js';
 import { buildSampling, resolveMaxTokens } from '../sampling.js';
@@ -26,7 +26,6 @@ export const chatRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) 
     const calibration = parseCalibration(body, ctx.calibrators, ctx.facts);
     const n = body.n ?? 1;
     const { stream, includeUsage } = streamSettings(body);
-    checkPromptLogprobs(body, stream);
 
     const ticket = ctx.admission.admit(n);
     // A drain waits for this request from here, not only once it generates: fetching a remote image

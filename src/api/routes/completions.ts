@@ -8,7 +8,7 @@ import { parseCalibration } from '../calibration.js';
 import type { RouteOptions } from '../context.js';
 import { unsupported } from '../errors.js';
 import { CompletionsResponder } from '../generation/completions-responder.js';
-import { checkPromptLogprobs, execute, fanOut, responseId, streamSettings } from '../generation/execute.js';
+import { execute, fanOut, responseId, streamSettings } from '../generation/execute.js';
 import { checkModelName } from '../model-name.js';
 import { encodePrompts, splitPrompts } from '../prompts.js';
 import { buildSampling, resolveMaxTokens } from '../sampling.js';
@@ -23,7 +23,6 @@ export const completionsRoute: FastifyPluginAsync<RouteOptions> = async (app, { 
     checkModelName(body.model, model.id);
     const n = body.n ?? 1;
     const { stream, includeUsage } = streamSettings(body);
-    checkPromptLogprobs(body, stream);
     if (body.best_of !== undefined && body.best_of !== n) throw unsupported('best_of', 'best_of other than n is not supported');
     const calibration = parseCalibration(body, ctx.calibrators, ctx.facts);
     const raw = splitPrompts(body.prompt, config.limits.maxPrompts);
