@@ -12,7 +12,8 @@ import { attr, GraphBuilder, type Value, type ValueInfo } from '../onnx/graph-bu
 import type { DecoderConfig, DecoderWeights } from '../checkpoint/decoder-weights.js';
 import { DIM, HOOK_KINDS, KEYS_AXIS, hookName, type GeometryInput, type HookFragment, type HookKind, type RowInputSpec, type RowStateSpec } from './hooks.js';
 import { FragmentHost } from './fragment-host.js';
-import { transpose2d, concatColumns } from './weights-layout.js';
+import { inlineWeights, type WeightProvider } from '../onnx/weights.js';
+import { DECODER_WEIGHT as W, decoderServedWeights } from './decoder-served-weights.js';
 import { ropeInverseFrequencies } from './rope.js';
 
 export type DecoderInputKind = 'ids' | 'embeds';
@@ -55,8 +56,16 @@ export const DECODER_IO = {
   pastValue: (l: number) => `past_key_values.${l}.value`,
 } as const;
 
-export function compileDecoder(weights: DecoderWeights, options: CompileOptions = {}): CompiledDecoder {
-  const c = weights.config;
+/** A decoder whose weights come from a provider (inline arrays, or external data shared by graphs). */
+export interface ServedDecoder {
+  config: DecoderConfig;
+  weights: WeightProvider;
+}
+
+export function compileDecoder(model: DecoderWeights | ServedDecoder, options: CompileOptions = {}): CompiledDecoder {
+  const served: ServedDecoder = 'weights' in model ? model : { config: model.config, weights: inlineWeights(decoderServedWeights(model)) };
+  const c = served.config;
+  const weights = served.weights;
   const inputKind = options.input ?? 'ids';
   const fragments = options.fragments ?? [];
   const g = new GraphBuilder(options.name ?? 'attune_decoder');
@@ -112,38 +121,27 @@ export function compileDecoder(weights: DecoderWeights, options: CompileOptions 
     }, undefined, 'com.microsoft');
 
   // ORT's SimplifiedLayerNormalization is RMSNorm in one kernel (it lives in the ONNX domain in ORT).
-  const rmsNorm = (x: Value, w: Float32Array, name: string): Value =>
-    g.op('SimplifiedLayerNormalization', [x, g.initializer(name, 'float32', [c.dim], w)], {
+  const rmsNorm = (x: Value, name: string): Value =>
+    g.op('SimplifiedLayerNormalization', [x, weights.tensor(g, name)], {
       axis: attr.int(-1), epsilon: attr.float(c.rmsNormEps),
     });
-
-  const linear = (x: Value, wOutIn: Float32Array, outDim: number, inDim: number, name: string): Value =>
-    g.op('MatMul', [x, g.initializer(name, 'float32', [inDim, outDim], transpose2d(wOutIn, outDim, inDim))]);
 
   const hook = (layer: number, kind: HookKind, x: Value): Value => host.apply(fragments, layer, kind, x);
 
   // ---- the decoder --------------------------------------------------------------------------------
-  const tokensTable = inputKind === 'ids' ? g.initializer('embed_tokens', 'float32', [c.vocabSize, c.dim], weights.tokenEmbedding) : null;
+  const tokensTable = inputKind === 'ids' ? weights.tensor(g, W.embedTokens) : null;
   let resid = tokensTable
     ? g.op('Gather', [tokensTable, tokens], {}, hookName(0, 'hook_resid_pre'))
     : g.op('Identity', [tokens], {}, hookName(0, 'hook_resid_pre'));
 
   const scale = g.constFloat(1 / Math.sqrt(hd));
-  weights.layers.forEach((lw, l) => {
+  for (let l = 0; l < c.nLayers; l++) {
     resid = hook(l, 'hook_resid_pre', resid);
-    const p = `layers.${l}`;
-    const xn = rmsNorm(resid, lw.attnNorm, `${p}.attn_norm`);
+    const xn = rmsNorm(resid, W.attnNorm(l));
 
     // Fused q/k/v projection: one MatMul instead of three (tiny models are op-overhead bound).
-    const qkvW = concatColumns([
-      transpose2d(lw.wq, H * hd, c.dim), transpose2d(lw.wk, KV * hd, c.dim), transpose2d(lw.wv, KV * hd, c.dim),
-    ], c.dim, [H * hd, KV * hd, KV * hd]);
-    let qkv = g.op('MatMul', [xn, g.initializer(`${p}.qkv_proj`, 'float32', [c.dim, (H + 2 * KV) * hd], qkvW)]);
-    if (lw.bq && lw.bk && lw.bv) {
-      const bias = new Float32Array((H + 2 * KV) * hd);
-      bias.set(lw.bq, 0); bias.set(lw.bk, H * hd); bias.set(lw.bv, (H + KV) * hd);
-      qkv = g.op('Add', [qkv, g.initializer(`${p}.qkv_bias`, 'float32', [bias.length], bias)]);
-    }
+    let qkv = weights.linear(g, xn, W.qkvProj(l));
+    if (weights.has(W.qkvBias(l))) qkv = g.op('Add', [qkv, weights.tensor(g, W.qkvBias(l))]);
     const [q0, k0, v0] = g.opMulti('Split', [qkv, i64([H * hd, KV * hd, KV * hd])], 3, { axis: attr.int(-1) }) as [Value, Value, Value];
     const q = g.op('Reshape', [rope(g.op('Mul', [q0, scale]), H), i64([0, 0, H, hd])]);
     const k = g.op('Reshape', [rope(k0, KV), i64([0, 0, KV, hd])]);
@@ -175,18 +173,17 @@ export function compileDecoder(weights: DecoderWeights, options: CompileOptions 
     let z = g.op('Reshape', [zGroups, shapeHeadsByKeys], {}, hookName(l, 'attn.hook_z')); // [B,H,T,hd]
     z = hook(l, 'attn.hook_z', z);
     const merged = g.op('Reshape', [g.op('Transpose', [z], perm), i64([0, 0, H * hd])]);
-    const attnOut = linear(merged, lw.wo, c.dim, H * hd, `${p}.o_proj`);
+    const attnOut = weights.linear(g, merged, W.oProj(l));
     const mid = g.op('Add', [resid, attnOut]);
 
-    const xn2 = rmsNorm(mid, lw.ffnNorm, `${p}.ffn_norm`);
-    const guW = concatColumns([transpose2d(lw.wGate, c.hiddenDim, c.dim), transpose2d(lw.wUp, c.hiddenDim, c.dim)], c.dim, [c.hiddenDim, c.hiddenDim]);
-    const gu = g.op('MatMul', [xn2, g.initializer(`${p}.gate_up_proj`, 'float32', [c.dim, 2 * c.hiddenDim], guW)]);
+    const xn2 = rmsNorm(mid, W.ffnNorm(l));
+    const gu = weights.linear(g, xn2, W.gateUpProj(l));
     const [gate, up] = g.opMulti('Split', [gu, i64([c.hiddenDim, c.hiddenDim])], 2, { axis: attr.int(-1) }) as [Value, Value];
     const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
-    const ffnOut = linear(act, lw.wDown, c.dim, c.hiddenDim, `${p}.down_proj`);
+    const ffnOut = weights.linear(g, act, W.downProj(l));
     const nextName = l + 1 < c.nLayers ? hookName(l + 1, 'hook_resid_pre') : undefined;
     resid = g.op('Add', [mid, ffnOut], {}, nextName);
-  });
+  }
 
   // Only the requested positions reach the LM head: prefill usually needs just the last one.
   const gatherIdx = g.op('Expand', [
@@ -194,12 +191,10 @@ export function compileDecoder(weights: DecoderWeights, options: CompileOptions 
     g.op('Concat', [shapeOf(logitPositions), i64([c.dim])], { axis: attr.int(0) }),
   ]);
   const picked = g.op('GatherElements', [resid, gatherIdx], { axis: attr.int(1) });
-  const normed = rmsNorm(picked, weights.finalNorm, 'final_norm');
+  const normed = rmsNorm(picked, W.finalNorm);
   // Gemm with transB reads the [vocab, dim] table as stored, so a tied classifier shares the
-  // embedding initializer instead of holding a transposed copy.
-  const lmHeadTable = weights.lmHead === weights.tokenEmbedding && inputKind === 'ids'
-    ? tokensTable!
-    : g.initializer('lm_head', 'float32', [c.vocabSize, c.dim], weights.lmHead);
+  // embedding initializer (the provider hands out one value for both names) instead of a transposed copy.
+  const lmHeadTable = weights.tensor(g, W.lmHead);
   const flat = g.op('Reshape', [normed, i64([-1, c.dim])]);
   const logitsFlat = g.op('Gemm', [flat, lmHeadTable], { transB: attr.int(1) });
   const logits = g.op('Reshape', [logitsFlat, g.op('Concat', [shapeOf(logitPositions), i64([c.vocabSize])], { axis: attr.int(0) })]);
