@@ -19,7 +19,7 @@
 import { z } from 'zod';
 import { attr, type Value } from '../models/onnx/graph-builder.js';
 import { DIM, KEYS_AXIS, type FragmentContext, type HookFragment } from '../models/compiler/hooks.js';
-import { HeadSetSchema } from '../models/profiles/profile.js';
+import { HeadSetSchema, type ModelProfile } from '../models/profiles/profile.js';
 import { CalibrationConfigError, type Calibrator, type CalibrationDetail, type ModelFacts, type RowInputWriter, type RowStep } from './calibrator.js';
 import { sinkSet } from './act-sinks.js';
 
@@ -38,6 +38,25 @@ export const ActConfigSchema = z
       .describe('"profile" (the model profile\'s head set, the default) or {"<layer>": [query heads]}, 0-based, heads after GQA expansion.'),
   })
   .strict();
+
+/** ACT's section of a model profile: a searched head set and the settings it was searched with. */
+export const ActProfileSchema = z
+  .object({
+    heads: HeadSetSchema,
+    /** Layers that get ACT fragments; default 2..L-1, as the official code never calibrates 0 and 1. */
+    layers: z.array(z.number().int().min(0)).optional(),
+    beta: z.number().min(0).max(1).optional(),
+    threshold: z.number().gt(0).max(1).optional(),
+    /** How the head set was made, for humans. */
+    source: z.string().optional(),
+  })
+  .strict();
+export type ActProfile = z.infer<typeof ActProfileSchema>;
+
+/** The profile's ACT section (validated with ActProfileSchema when the profile was loaded). */
+export function actProfile(profile: ModelProfile): ActProfile | undefined {
+  return profile.act as ActProfile | undefined;
+}
 
 export interface ActConfig {
   beta: number;
@@ -60,7 +79,7 @@ export function defaultActLayers(nLayers: number): number[] {
 
 /** Layers that get ACT fragments for this model. */
 export function actLayers(model: ModelFacts): number[] {
-  return model.profile.act?.layers ?? defaultActLayers(model.config.nLayers);
+  return actProfile(model.profile)?.layers ?? defaultActLayers(model.config.nLayers);
 }
 
 /**
@@ -69,7 +88,7 @@ export function actLayers(model: ModelFacts): number[] {
  */
 function checkProfile(model: ModelFacts): void {
   const { nLayers, nHeads } = model.config;
-  const profile = model.profile.act;
+  const profile = actProfile(model.profile);
   if (!profile) return;
   const where = `the ACT profile of ${model.name}`;
   for (const l of actLayers(model)) if (l >= nLayers) throw new Error(`${where} names layer ${l}, but the model has ${nLayers} layers`);
@@ -150,10 +169,11 @@ export const act: Calibrator<ActConfig, ActMemo> = {
   id: 'act',
   summary: 'Attention-sink calibration (ACT, ICML 2024): scales hidden attention sinks by beta and redistributes their mass, per head.',
   schema: ActConfigSchema,
+  profileSchema: ActProfileSchema,
 
   resolve(value, model) {
     const parsed = value === true ? {} : ActConfigSchema.parse(value);
-    const profile = model.profile.act;
+    const profile = actProfile(model.profile);
     const beta = parsed.beta ?? profile?.beta ?? ACT_DEFAULTS.beta;
     const threshold = parsed.threshold ?? profile?.threshold ?? ACT_DEFAULTS.threshold;
     let headSet = parsed.heads ?? 'profile';

@@ -15,7 +15,7 @@
  */
 import { resolveModel } from '../models/resolve.js';
 import { loadDecoderWeights } from '../models/load-decoder.js';
-import { loadProfile } from '../models/profiles/profile.js';
+import { loadModelProfile } from '../calibrators/index.js';
 import { compileDecoder, type CompiledDecoder } from '../models/compiler/decoder-graph.js';
 import { DIM, KEYS_AXIS, type FragmentContext, type HookFragment } from '../models/compiler/hooks.js';
 import { attr, type Value } from '../models/onnx/graph-builder.js';
@@ -99,7 +99,7 @@ function leanMasks(layers: readonly number[], maxSeqLen: number): HookFragment {
  */
 function decodeFeeds(graph: CompiledDecoder, B: number, C: number, used: number): Record<string, OrtTensor> {
   const K = C + 1;
-  const rows = Array.from({ length: B }, () => ({ tokens: [5], past: used, allLogits: false }));
+  const rows = Array.from({ length: B }, () => ({ tokens: [5], past: used, allLogits: false, images: [] }));
   const feeds = buildStepFeeds(stepShape(rows, C), graph.config.maxSeqLen, graph.geometry);
   const dimOf = (d: string | number): number =>
     typeof d === 'number' ? d : ({ [DIM.batch]: B, [DIM.queries]: 1, [DIM.past]: C, [DIM.keys]: K, [DIM.logitRows]: 1 } as Record<string, number>)[d]!;
@@ -128,7 +128,7 @@ async function main(): Promise<void> {
   const weights = await loadDecoderWeights(model);
   const c = weights.config;
   const layers = defaultActLayers(c.nLayers);
-  const facts = { name: model.name, config: c, profile: loadProfile(model.name, model.dir) };
+  const facts = { name: model.name, config: c, profile: loadModelProfile(model.name, model.dir) };
   const graphs: [string, CompiledDecoder][] = [
     ['plain', compileDecoder(weights)],
     ['shipped', compileDecoder(weights, { fragments: act.fragments(facts) })],

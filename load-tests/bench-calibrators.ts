@@ -12,7 +12,8 @@ import { readFile } from 'node:fs/promises';
 import { resolveModel } from '../models/resolve.js';
 import { loadDecoderWeights } from '../models/load-decoder.js';
 import { loadTokenizer } from '../models/tokenizers/load-tokenizer.js';
-import { loadProfile, type ModelProfile } from '../models/profiles/profile.js';
+import type { ModelProfile } from '../models/profiles/profile.js';
+import { loadModelProfile } from '../calibrators/index.js';
 import type { DecoderWeights } from '../models/checkpoint/decoder-weights.js';
 import type { Tokenizer } from '../models/tokenizers/tokenizer.js';
 import { EngineCore, type EngineModel } from '../src/engine/engine-core.js';
@@ -94,15 +95,16 @@ async function alternate(run: (calibrated: boolean) => Promise<number>): Promise
   return { plain: median(plain), act: median(withAct) };
 }
 
-function nodeCounts(engine: EngineModel): { plain: number; calibrated: number } {
-  return { plain: engine.plain!.graph.nodeCount, calibrated: engine.calibrated!.graph.nodeCount };
+async function nodeCounts(engine: EngineModel): Promise<{ plain: number; calibrated: number }> {
+  const [plain, calibrated] = await Promise.all([engine.graphs.sessionFor([]), engine.graphs.sessionFor(['act'])]);
+  return { plain: plain.graph.nodeCount, calibrated: calibrated.graph.nodeCount };
 }
 
 async function main(): Promise<void> {
   const model = await resolveModel(MODEL);
   const weights = await loadDecoderWeights(model);
   const tokenizer = await loadTokenizer(model);
-  const bench = await setUp(model.name, weights, tokenizer, loadProfile(model.name, model.dir));
+  const bench = await setUp(model.name, weights, tokenizer, loadModelProfile(model.name, model.dir));
   const { nLayers: L, nHeads: H } = weights.config;
   const text = await readFile(new URL('../../load-tests/data/bench-prompt.txt', import.meta.url), 'utf8');
   const prompt = tokenizer.encode(text, { addBos: true }).slice(0, 256);
@@ -122,7 +124,7 @@ async function main(): Promise<void> {
   for (const r of rows) console.log(r);
 
   // Where the added time goes: a decode step's cost is mostly per-node overhead on a model this small.
-  const nodes = nodeCounts(bench.engine);
+  const nodes = await nodeCounts(bench.engine);
   const added = nodes.calibrated - nodes.plain;
   console.log(`graph nodes: plain ${nodes.plain}, with ACT ${nodes.calibrated} (+${added} in ${L - 2} layers)`);
   for (const [batch, d] of decode) {

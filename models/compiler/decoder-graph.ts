@@ -10,16 +10,20 @@
  */
 import { attr, GraphBuilder, type Value, type ValueInfo } from '../onnx/graph-builder.js';
 import type { DecoderConfig, DecoderWeights } from '../checkpoint/decoder-weights.js';
-import { DIM, HOOK_KINDS, KEYS_AXIS, hookName, type GeometryInput, type HookFragment, type HookKind, type RowInputSpec, type RowStateSpec } from './hooks.js';
+import { DIM, HOOK_KINDS, KEYS_AXIS, hookName, type HookFragment, type HookKind, type RowInputSpec, type RowStateSpec, type TapSpec } from './hooks.js';
+import type { GeometryInput } from './step-geometry.js';
 import { FragmentHost } from './fragment-host.js';
 import { inlineWeights, type WeightProvider } from '../onnx/weights.js';
 import { DECODER_WEIGHT as W, decoderServedWeights } from './decoder-served-weights.js';
 import { ropeInverseFrequencies } from './rope.js';
 
-export type DecoderInputKind = 'ids' | 'embeds';
-
 export interface CompileOptions {
-  input?: DecoderInputKind;
+  /**
+   * Splice image features into the token embeddings (an LVLM's language model): the graph takes
+   * `image_features [M, dim]` and `image_slots [M, 2]` (batch row, new-token index) and overwrites
+   * those embeddings before layer 0. M may be 0 (text-only steps), which leaves every row untouched.
+   */
+  imageSplice?: boolean;
   fragments?: readonly HookFragment[];
   name?: string;
 }
@@ -28,7 +32,7 @@ export interface CompileOptions {
 export interface CompiledDecoder {
   bytes: Uint8Array;
   config: DecoderConfig;
-  input: DecoderInputKind;
+  imageSplice: boolean;
   inputs: readonly ValueInfo[];
   outputs: readonly ValueInfo[];
   /** KV cache and calibrator states, in declaration order. */
@@ -37,13 +41,20 @@ export interface CompiledDecoder {
   rowInputs: readonly RowInputSpec[];
   /** Which step-geometry inputs the graph has. */
   geometry: readonly GeometryInput[];
+  /** Read-only outputs that fragments declared for their owners. */
+  taps: readonly TapSpec[];
+  /** Owners (calibrator ids) whose fragments are compiled in, in registry order. */
+  owners: readonly string[];
   nodeCount: number;
 }
 
 /** Names of the fixed decoder inputs and outputs. */
 export const DECODER_IO = {
   inputIds: 'input_ids',
-  inputsEmbeds: 'inputs_embeds',
+  /** [M, dim] f32: image features to splice in, one row per image-token position of this step. */
+  imageFeatures: 'image_features',
+  /** [M, 2] int64: (batch row, new-token index) of each spliced row. */
+  imageSlots: 'image_slots',
   positionIds: 'position_ids',
   /** [batch, 1, 1, past_capacity]: 0 for filled cache slots, -inf for empty ones. */
   pastBias: 'past_bias',
@@ -66,7 +77,7 @@ export function compileDecoder(model: DecoderWeights | ServedDecoder, options: C
   const served: ServedDecoder = 'weights' in model ? model : { config: model.config, weights: inlineWeights(decoderServedWeights(model)) };
   const c = served.config;
   const weights = served.weights;
-  const inputKind = options.input ?? 'ids';
+  const imageSplice = options.imageSplice ?? false;
   const fragments = options.fragments ?? [];
   const g = new GraphBuilder(options.name ?? 'attune_decoder');
   const H = c.nHeads, KV = c.nKvHeads, hd = c.headDim, rep = H / KV;
@@ -75,9 +86,7 @@ export function compileDecoder(model: DecoderWeights | ServedDecoder, options: C
 
   // ---- inputs ---------------------------------------------------------------------------------
   const B = DIM.batch, T = DIM.queries, C = DIM.past;
-  const tokens = inputKind === 'ids'
-    ? g.input(DECODER_IO.inputIds, 'int64', [B, T])
-    : g.input(DECODER_IO.inputsEmbeds, 'float32', [B, T, c.dim]);
+  const tokens = g.input(DECODER_IO.inputIds, 'int64', [B, T]);
   const positionIds = g.input(DECODER_IO.positionIds, 'int64', [B, T]);
   const pastBias = g.input(DECODER_IO.pastBias, 'float32', [B, 1, 1, C]);
   const causalBias = g.input(DECODER_IO.causalBias, 'float32', [B, 1, T, T]);
@@ -129,10 +138,14 @@ export function compileDecoder(model: DecoderWeights | ServedDecoder, options: C
   const hook = (layer: number, kind: HookKind, x: Value): Value => host.apply(fragments, layer, kind, x);
 
   // ---- the decoder --------------------------------------------------------------------------------
-  const tokensTable = inputKind === 'ids' ? weights.tensor(g, W.embedTokens) : null;
-  let resid = tokensTable
-    ? g.op('Gather', [tokensTable, tokens], {}, hookName(0, 'hook_resid_pre'))
-    : g.op('Identity', [tokens], {}, hookName(0, 'hook_resid_pre'));
+  const embedded = g.op('Gather', [weights.tensor(g, W.embedTokens), tokens], {}, imageSplice ? undefined : hookName(0, 'hook_resid_pre'));
+  let resid = imageSplice
+    ? g.op('ScatterND', [
+        embedded,
+        g.input(DECODER_IO.imageSlots, 'int64', ['image_rows', 2]),
+        g.input(DECODER_IO.imageFeatures, 'float32', ['image_rows', c.dim]),
+      ], {}, hookName(0, 'hook_resid_pre'))
+    : embedded;
 
   const scale = g.constFloat(1 / Math.sqrt(hd));
   for (let l = 0; l < c.nLayers; l++) {
@@ -205,12 +218,14 @@ export function compileDecoder(model: DecoderWeights | ServedDecoder, options: C
   return {
     bytes: g.toBytes(),
     config: c,
-    input: inputKind,
+    imageSplice,
     inputs: [...g.inputs],
     outputs: [...g.outputs],
     states: host.states,
     rowInputs: host.rowInputs,
     geometry: host.geometry,
+    taps: host.taps,
+    owners: [...new Set(fragments.map((f) => f.owner))],
     nodeCount: g.nodeCount,
   };
 }

@@ -6,9 +6,10 @@
 import type { DType, Dim, GraphBuilder, Value } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from '../checkpoint/decoder-weights.js';
 import {
-  DIM, GEOMETRY_INPUTS, KEYS_AXIS, hookName,
-  type FragmentContext, type GeometryInput, type HookFragment, type HookKind, type RowInputSpec, type RowStateSpec,
+  DIM, KEYS_AXIS, hookName, tapOutputName,
+  type FragmentContext, type HookFragment, type HookKind, type RowInputSpec, type RowStateSpec, type TapSpec,
 } from './hooks.js';
+import { GEOMETRY, type GeometryInput } from './step-geometry.js';
 
 export class FragmentHost {
   readonly states: RowStateSpec[] = [];
@@ -16,6 +17,8 @@ export class FragmentHost {
   private readonly inputs = new Map<string, { spec: RowInputSpec; value: Value }>();
   private readonly geometryInputs = new Map<GeometryInput, Value>();
   private readonly memo = new Map<string, Value>();
+  private readonly scratch = new Map<string, Map<string, Value>>();
+  readonly taps: TapSpec[] = [];
 
   constructor(readonly g: GraphBuilder, readonly config: DecoderConfig) {}
 
@@ -36,7 +39,15 @@ export class FragmentHost {
     return { value, setNext: (next: Value) => void this.stateNext.set(name, next) };
   }
 
-  contextFor(layer: number, kind: HookKind, owner: string): FragmentContext {
+  /** The owner × layer scratch that its fragments share across the hooks of one layer. */
+  private localFor(owner: string, layer: number): Map<string, Value> {
+    const key = `${owner}:${layer}`;
+    let m = this.scratch.get(key);
+    if (!m) this.scratch.set(key, (m = new Map()));
+    return m;
+  }
+
+  contextFor(layer: number, kind: HookKind, owner: string, original: Value): FragmentContext {
     const host = this;
     return {
       g: this.g,
@@ -44,6 +55,8 @@ export class FragmentHost {
       layer,
       hook: hookName(layer, kind),
       owner,
+      original,
+      local: this.localFor(owner, layer),
       rowInput(name: string, dtype: DType, dims: Dim[], identity: number) {
         const hit = host.inputs.get(name);
         if (hit) {
@@ -59,11 +72,17 @@ export class FragmentHost {
       geometry(which: GeometryInput) {
         let v = host.geometryInputs.get(which);
         if (!v) {
-          const dims: Dim[] = which === 'queryValid' ? [DIM.batch, DIM.queries] : which === 'keyPositions' ? [DIM.batch, DIM.keys] : [DIM.batch];
-          v = host.g.input(GEOMETRY_INPUTS[which], 'float32', dims);
+          const entry = GEOMETRY[which];
+          v = host.g.input(entry.name, entry.dtype, [...entry.dims]);
           host.geometryInputs.set(which, v);
         }
         return v;
+      },
+      tap(name: string, value: Value, dims: Dim[]) {
+        const spec: TapSpec = { owner, name, outputName: tapOutputName(owner, name), dims: [DIM.batch, ...dims] };
+        if (host.taps.some((t) => t.outputName === spec.outputName)) throw new Error(`tap '${spec.outputName}' declared twice`);
+        host.taps.push(spec);
+        host.g.output(value, 'float32', spec.dims, spec.outputName);
       },
       shared(key: string, make: () => Value) {
         const k = `${owner}:${key}`;
@@ -82,7 +101,7 @@ export class FragmentHost {
     let out = x;
     for (const f of fragments) {
       if (f.hook !== kind || (f.layers && !f.layers(layer, this.config))) continue;
-      out = f.build(out, this.contextFor(layer, kind, f.owner));
+      out = f.build(out, this.contextFor(layer, kind, f.owner, x));
     }
     return out;
   }

@@ -8,6 +8,7 @@
  */
 import type { DType, Dim, GraphBuilder, Value } from '../onnx/graph-builder.js';
 import type { DecoderConfig } from '../checkpoint/decoder-weights.js';
+import type { GeometryInput } from './step-geometry.js';
 
 export const HOOK_KINDS = ['hook_resid_pre', 'attn.hook_attn_scores', 'attn.hook_pattern', 'attn.hook_z'] as const;
 export type HookKind = (typeof HOOK_KINDS)[number];
@@ -54,16 +55,20 @@ export interface RowInputSpec {
   identity: number;
 }
 
-/** Step geometry inputs that fragments may ask for; the engine feeds whichever the graph has. */
-export const GEOMETRY_INPUTS = {
-  /** [batch, new_tokens] f32: 1 for real query rows, 0 for padding. */
-  queryValid: 'rows.query_valid',
-  /** [batch, total_keys] f32: sequence position of each key, -1 for empty or padded slots. */
-  keyPositions: 'rows.key_positions',
-  /** [batch] f32: tokens in the row's sequence after this step (past + real new tokens). */
-  seqLens: 'rows.seq_lens',
-} as const;
-export type GeometryInput = keyof typeof GEOMETRY_INPUTS;
+/**
+ * A graph output computed from a hook's tensors and delivered to its owner after each call: read
+ * only, never fed back (e.g. a head's output at the last prompt row, the CLS row of an attention map).
+ */
+export interface TapSpec {
+  owner: string;
+  name: string;
+  /** `tap.<owner>.<name>` */
+  outputName: string;
+  /** Dims including the leading batch axis. */
+  dims: Dim[];
+}
+
+export const tapOutputName = (owner: string, name: string): string => `tap.${owner}.${name}`;
 
 export interface FragmentContext {
   readonly g: GraphBuilder;
@@ -71,6 +76,13 @@ export interface FragmentContext {
   readonly layer: number;
   readonly hook: string;
   readonly owner: string;
+  /** The hook tensor as the graph computed it, before any fragment at this hook point rewrote it. */
+  readonly original: Value;
+  /**
+   * Scratch shared by this owner's fragments at every hook of this layer, in forward order (e.g. a
+   * value computed at `hook_resid_pre` and read at `attn.hook_pattern`).
+   */
+  readonly local: Map<string, Value>;
   /**
    * Declares (once per graph; later calls return the same value) a per-row control input
    * `[batch, ...dims]`. `identity` is what rows with this calibrator off are fed.
@@ -78,15 +90,19 @@ export interface FragmentContext {
   rowInput(name: string, dtype: DType, dims: Dim[], identity: number): Value;
   /** Declares a per-row state; returns its current value and a setter for the updated value. */
   rowState(name: string, dims: RowStateSpec['dims'], update: RowStateSpec['update']): { value: Value; setNext(next: Value): void };
-  /** Step geometry, added to the graph's inputs on first use. */
+  /** Step geometry (step-geometry.ts), added to the graph's inputs on first use. */
   geometry(which: GeometryInput): Value;
+  /** Declares a graph output `tap.<owner>.<name>` (`[batch, ...dims]`), delivered to the owner per row. */
+  tap(name: string, value: Value, dims: Dim[]): void;
   /** A value built once per graph and reused by every layer (per-step constants, shapes). */
   shared(key: string, make: () => Value): Value;
 }
 
 /**
- * A calibrator's contribution at one hook kind. `build` receives the hook tensor and returns the
- * tensor that downstream ops consume instead. Off rows must get their values back exactly (a Where,
+ * A calibrator's contribution at one hook kind. `build` receives the hook tensor (as rewritten by
+ * the fragments before it; `ctx.original` is the untouched one) and returns the tensor that
+ * downstream ops consume instead. Fragments at one hook run in registry order (calibrators/index.ts),
+ * never in the order a client listed calibrators. Off rows must get their values back exactly (a Where,
  * or a gain of exactly 1 plus an exact 0), not through arithmetic that only approximately cancels
  * (e.g. renormalising), so that a row with the calibrator off is bit-identical to the plain graph.
  */

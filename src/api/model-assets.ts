@@ -2,7 +2,8 @@
  * What the HTTP layer needs of a model besides the engine: its tokenizer (the main thread encodes
  * and decodes), its profile (calibrator defaults) and its chat template. Loaded once at startup.
  */
-import { loadProfile, type ModelProfile } from '../../models/profiles/profile.js';
+import type { ModelProfile } from '../../models/profiles/profile.js';
+import { loadModelProfile } from '../../calibrators/index.js';
 import type { ResolvedModel } from '../../models/resolve.js';
 import { loadChatTemplateSource, loadTokenizer } from '../../models/tokenizers/load-tokenizer.js';
 import type { Tokenizer } from '../../models/tokenizers/tokenizer.js';
@@ -16,7 +17,7 @@ export interface ModelAssets {
 
 export async function loadModelAssets(model: ResolvedModel): Promise<ModelAssets> {
   const tokenizer = await loadTokenizer(model);
-  const profile = loadProfile(model.name, model.dir);
+  const profile = loadModelProfile(model.name, model.dir);
   const chatTemplate = (await loadChatTemplateSource(model.dir)) ?? profile.chat_template ?? null;
   return { tokenizer, profile, chatTemplate };
 }

@@ -5,13 +5,13 @@ import type { DecoderWeights } from '../../models/checkpoint/decoder-weights.js'
 import { loadDecoderWeights } from '../../models/load-decoder.js';
 import { loadTokenizer } from '../../models/tokenizers/load-tokenizer.js';
 import type { Tokenizer } from '../../models/tokenizers/tokenizer.js';
-import { loadProfile } from '../../models/profiles/profile.js';
 import type { ModelProfile } from '../../models/profiles/profile.js';
 import type { ResolvedModel } from '../../models/resolve.js';
-import { CALIBRATORS } from '../../calibrators/index.js';
-import type { AnyCalibrator } from '../../calibrators/calibrator.js';
+import { CALIBRATORS, loadModelProfile } from '../../calibrators/index.js';
+import type { AnyCalibrator, ModelFacts } from '../../calibrators/calibrator.js';
 import type { EngineModel } from './engine-core.js';
 import type { EngineOptions } from './engine-options.js';
+import { twoGraphs } from './decoder-graphs.js';
 import { DecoderSession } from './ort-session.js';
 
 export interface EngineModelParts {
@@ -28,7 +28,7 @@ export interface EngineModelParts {
 /** Compiles the calibrated graph (every calibrator's fragments) and, unless turned off, the plain one. */
 export async function buildEngineModel(parts: EngineModelParts): Promise<EngineModel> {
   const { weights, name, options } = parts;
-  const facts = { name, config: weights.config, profile: parts.profile };
+  const facts: ModelFacts = { name, config: weights.config, profile: parts.profile };
   const fragments = [...parts.calibrators.flatMap((c) => c.fragments(facts)), ...(parts.extraFragments ?? [])];
   const sessionOpts = { intraOpThreads: options.threads, providers: options.providers };
   const calibrated = fragments.length
@@ -40,9 +40,10 @@ export async function buildEngineModel(parts: EngineModelParts): Promise<EngineM
   return {
     name,
     config: weights.config,
+    facts,
     tokenizer: parts.tokenizer,
-    calibrated,
-    plain,
+    graphs: twoGraphs(calibrated, plain),
+    vision: null,
     calibrators: new Map(parts.calibrators.map((c) => [c.id, c])),
   };
 }
@@ -53,7 +54,7 @@ export async function loadEngineModel(resolved: ResolvedModel, options: EngineOp
     name: resolved.name,
     weights,
     tokenizer: await loadTokenizer(resolved, { vocabSize: weights.config.vocabSize }),
-    profile: profile ?? loadProfile(resolved.name, resolved.dir),
+    profile: profile ?? loadModelProfile(resolved.name, resolved.dir),
     calibrators: CALIBRATORS,
     options,
   });

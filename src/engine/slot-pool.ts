@@ -3,9 +3,11 @@
  * copying.
  *
  * Each state has one Float32Array laid out `[slot, ...dims]`, with the position axis sized to the
- * pool's current capacity. Rows that are decoding are kept packed in slots `0..decoding-1`, so a
- * decode batch is a zero-copy prefix view of every buffer. Rows that are still prefilling live in
- * slots after that region and are fed one at a time (or with no past at all on their first chunk).
+ * pool's current capacity. Rows that are decoding are kept packed in slots `0..decoding-1`, and
+ * inside that region grouped in contiguous runs by the graph they run in, so each group's decode
+ * batch is a zero-copy view of every buffer. Rows that are still prefilling live in slots after
+ * that region and are fed one at a time (or with no past at all on their first chunk). Joining or
+ * leaving a group moves at most one row per later group (the first or last of each run).
  *
  * Attention cost tracks the capacity that is fed, not the positions in use (onnx-notes §5.2), so the
  * capacity follows the longest live row in power-of-two buckets; re-laying out copies only the
@@ -18,6 +20,15 @@ export interface SlotHandle {
   index: number;
   /** Positions filled so far (the row's sequence length in the cache). */
   used: number;
+  /** The decode group (graph) the row belongs to once promoted. */
+  group: string | null;
+}
+
+/** A contiguous run of decoding rows that share a graph. */
+export interface DecodeRun {
+  group: string;
+  start: number;
+  count: number;
 }
 
 interface StateLayout {
@@ -129,7 +140,7 @@ export class SlotPool {
   acquire(): SlotHandle | null {
     for (let i = this.decodingCount; i < this.maxSlots; i++) {
       if (!this.slots[i]) {
-        const h: SlotHandle = { index: i, used: 0 };
+        const h: SlotHandle = { index: i, used: 0, group: null };
         this.slots[i] = h;
         // States without a position axis are read whole on the first step: start them at zero, not
         // at whatever the slot's previous row left. (Positional states are only read where filled.)
@@ -140,31 +151,60 @@ export class SlotPool {
     return null;
   }
 
-  /** Moves a row that finished prefilling into the packed decoding region. */
-  promote(h: SlotHandle): void {
-    this.assertOwned(h);
-    const target = this.decodingCount;
-    if (h.index < target) throw new Error('row is already decoding');
-    if (h.index !== target) {
-      const occupant = this.slots[target];
-      if (occupant) this.swap(h, occupant);
-      else this.moveTo(h, target);
+  /** The decoding region as runs of one group each, in slot order. */
+  runs(): DecodeRun[] {
+    const out: DecodeRun[] = [];
+    for (let i = 0; i < this.decodingCount; i++) {
+      const g = this.slots[i]!.group!;
+      const last = out[out.length - 1];
+      if (last && last.group === g) last.count++;
+      else out.push({ group: g, start: i, count: 1 });
     }
-    this.decodingCount++;
+    return out;
   }
 
-  /** Frees a row's slot at once; keeps the decoding region packed. */
+  /**
+   * Moves a row that finished prefilling into the packed decoding region, at the end of its group's
+   * run (a new group's run goes last). The row first takes the region's next slot; then it trades
+   * places with the first row of each later run, from the last run back, which keeps every run
+   * contiguous.
+   */
+  promote(h: SlotHandle, group: string): void {
+    this.assertOwned(h);
+    const end = this.decodingCount;
+    if (h.index < end) throw new Error('row is already decoding');
+    const runs = this.runs();
+    if (h.index !== end) {
+      const occupant = this.slots[end];
+      if (occupant) this.swap(h, occupant);
+      else this.moveTo(h, end);
+    }
+    h.group = group;
+    this.decodingCount++;
+    const own = runs.findIndex((r) => r.group === group);
+    if (own < 0) return;
+    for (let r = runs.length - 1; r > own; r--) this.swap(h, this.slots[runs[r]!.start]!);
+  }
+
+  /**
+   * Frees a row's slot at once. Inside the decoding region the hole moves to the region's end: the
+   * last row of the row's own run fills it, then the last row of each later run fills the hole its
+   * run's shift left behind.
+   */
   release(h: SlotHandle): void {
     this.assertOwned(h);
     const i = h.index;
+    const runs = i < this.decodingCount ? this.runs() : [];
     this.slots[i] = null;
-    if (i < this.decodingCount) {
-      const last = this.decodingCount - 1;
-      const tail = this.slots[last];
-      if (tail && last !== i) this.moveTo(tail, i);
-      this.decodingCount--;
-    }
     h.index = -1;
+    if (!runs.length) return;
+    let hole = i;
+    for (let r = runs.findIndex((run) => i >= run.start && i < run.start + run.count); r < runs.length; r++) {
+      const last = runs[r]!.start + runs[r]!.count - 1;
+      if (last !== hole) this.moveTo(this.slots[last]!, hole);
+      hole = last;
+    }
+    this.decodingCount--;
   }
 
   private assertOwned(h: SlotHandle): void {
@@ -217,10 +257,11 @@ export class SlotPool {
     return out;
   }
 
-  /** The decoding region's first `rows` rows, as one zero-copy view. */
-  batchView(name: string, rows: number): Float32Array {
+  /** Decoding rows `start..start+rows-1` (one group's run), as one zero-copy view. */
+  batchView(name: string, start: number, rows: number): Float32Array {
     const l = this.layoutOf(name);
-    return l.buffer.subarray(0, rows * this.rowFloats(l));
+    const n = this.rowFloats(l);
+    return l.buffer.subarray(start * n, (start + rows) * n);
   }
 
   /** One row's state, as a zero-copy view. */

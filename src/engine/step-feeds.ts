@@ -4,7 +4,7 @@
  */
 import { OrtTensorCtor, type OrtTensor } from './ort-session.js';
 import { DECODER_IO } from '../../models/compiler/decoder-graph.js';
-import { GEOMETRY_INPUTS, type GeometryInput } from '../../models/compiler/hooks.js';
+import { fillGeometry, GEOMETRY, type GeometryInput, type ImageSpan } from '../../models/compiler/step-geometry.js';
 
 export interface StepRow {
   /** Real new tokens for this row (≥ 1). */
@@ -13,6 +13,8 @@ export interface StepRow {
   past: number;
   /** Logits for every new token (prompt logprobs) or only the last one. */
   allLogits: boolean;
+  /** The row's image placeholder spans, in sequence positions. */
+  images: readonly ImageSpan[];
 }
 
 export interface StepShape {
@@ -64,22 +66,14 @@ export function buildStepFeeds(shape: StepShape, maxPosition: number, geometry: 
     [DECODER_IO.logitPositions]: new OrtTensorCtor('int64', logitPos, [B, R]),
   };
 
-  for (const g of geometry) {
-    if (g === 'queryValid') {
-      const qv = new Float32Array(B * T);
-      rows.forEach((r, b) => qv.fill(1, b * T, b * T + r.tokens.length));
-      feeds[GEOMETRY_INPUTS.queryValid] = new OrtTensorCtor('float32', qv, [B, T]);
-    } else if (g === 'keyPositions') {
-      const K = C + T;
-      const kp = new Float32Array(B * K).fill(-1);
-      rows.forEach((r, b) => {
-        for (let j = 0; j < Math.min(r.past, C); j++) kp[b * K + j] = j;
-        for (let t = 0; t < r.tokens.length; t++) kp[b * K + C + t] = r.past + t;
-      });
-      feeds[GEOMETRY_INPUTS.keyPositions] = new OrtTensorCtor('float32', kp, [B, K]);
-    } else {
-      feeds[GEOMETRY_INPUTS.seqLens] = new OrtTensorCtor('float32', Float32Array.from(rows, (r) => r.past + r.tokens.length), [B]);
-    }
+  const geo = { rows: rows.map((r) => ({ past: r.past, newTokens: r.tokens.length, images: r.images })), newTokens: T, fedCap: C };
+  for (const which of geometry) {
+    const entry = GEOMETRY[which];
+    const dims = entry.dims.map((d) => (d === 'batch' ? B : d === 'new_tokens' ? T : d === 'total_keys' ? C + T : NaN));
+    const data = fillGeometry(which, geo, dims);
+    feeds[entry.name] = entry.dtype === 'bool'
+      ? new OrtTensorCtor('bool', data as Uint8Array, dims)
+      : new OrtTensorCtor('float32', data as Float32Array, dims);
   }
   return feeds;
 }

@@ -2,6 +2,9 @@
  * The engine's request and event vocabulary. These cross the worker boundary as structured-clone
  * messages, so they are plain data: no classes, no functions.
  */
+import type { ImageSpan } from '../../models/compiler/step-geometry.js';
+
+export type { ImageSpan };
 
 export interface SamplingParams {
   /** 0 means greedy (argmax). */
@@ -49,9 +52,27 @@ export interface TokenLogprobs {
   top: TokenLogprob[];
 }
 
+/** One preprocessed image, as the vision tower takes it. */
+export interface ImageInput {
+  /** `[3, H, W]` float32, normalised. */
+  pixels: Float32Array;
+  /** A digest of the pixels: sequences sending the same image in one step encode it once. */
+  key: string;
+}
+
+/**
+ * A request's images: `inputs[k]` fills the placeholder span whose `image` is k. Spans are prompt
+ * positions holding the model's image token, in order.
+ */
+export interface RequestImages {
+  spans: ImageSpan[];
+  inputs: ImageInput[];
+}
+
 export interface GenerationRequest {
   id: string;
   promptIds: number[];
+  images?: RequestImages;
   sampling: SamplingParams;
   /** Calibrator id -> resolved config, already validated at the edge. Absent ids are off. */
   calibration: Record<string, unknown>;
@@ -91,6 +112,8 @@ export type EngineErrorReason = 'internal' | 'validation' | 'timeout' | 'aborted
 /** Milliseconds on the worker's clock, relative to the request's arrival at the worker. */
 export interface RequestTiming {
   queuedMs: number;
+  /** Vision-tower time of the encoder calls that held this request's images (0 without images). */
+  encodeMs: number;
   prefillMs: number;
   decodeMs: number;
 }

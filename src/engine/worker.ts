@@ -73,7 +73,7 @@ async function main(): Promise<void> {
       maxModelLen: core.maxModelLen,
       maxBatch: init.options.maxBatch,
       calibrators: [...model.calibrators.keys()],
-      provider: (model.calibrated ?? model.plain)!.provider,
+      provider: model.graphs.provider,
       loadMs: performance.now() - started,
     },
   });

@@ -5,7 +5,7 @@
  */
 import { CALIBRATORS } from '../../calibrators/index.js';
 import type { ModelFacts } from '../../calibrators/calibrator.js';
-import { defaultActLayers } from '../../calibrators/act.js';
+import { actProfile, defaultActLayers } from '../../calibrators/act.js';
 import type { ModelProfile } from '../../models/profiles/profile.js';
 import { parseCalibration } from '../api/calibration.js';
 import { ApiError } from '../api/errors.js';
@@ -42,12 +42,13 @@ export function actLayersNamed(request: Record<string, unknown>): number[] {
  * it off (the fragment passes the original tensor through), so widening is always safe.
  */
 export function withActLayers(profile: ModelProfile, nLayers: number, extra: readonly number[]): ModelProfile {
-  const current = profile.act?.layers ?? defaultActLayers(nLayers);
+  const act = actProfile(profile);
+  const current = act?.layers ?? defaultActLayers(nLayers);
   const missing = extra.filter((l) => l < nLayers && !current.includes(l));
   if (!missing.length) return profile;
   const layers = [...new Set([...current, ...missing])].sort((a, b) => a - b);
   // No head set is invented here: `heads` only matters to requests that ask for "profile".
-  return { ...profile, act: { ...(profile.act ?? { heads: {} }), layers } };
+  return { ...profile, act: { ...(act ?? { heads: {} }), layers } };
 }
 
 /** Validates and completes every config against the facts of the engine that will run it. */

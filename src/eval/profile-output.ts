@@ -5,8 +5,9 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import { ModelProfileSchema, type HeadSet, type ModelProfile } from '../../models/profiles/profile.js';
-import { defaultActLayers } from '../../calibrators/act.js';
+import type { HeadSet, ModelProfile } from '../../models/profiles/profile.js';
+import { defaultActLayers, type ActProfile } from '../../calibrators/act.js';
+import { MODEL_PROFILE_SCHEMA } from '../../calibrators/index.js';
 
 export interface ActProfileEntry {
   heads: HeadSet;
@@ -17,7 +18,7 @@ export interface ActProfileEntry {
 }
 
 /** `act` for a profile: the default layers 2..L−1 plus any layer the heads need. */
-export function actProfileSection(e: ActProfileEntry): NonNullable<ModelProfile['act']> {
+export function actProfileSection(e: ActProfileEntry): ActProfile {
   const layers = [...new Set([...defaultActLayers(e.nLayers), ...Object.keys(e.heads).map(Number)])].sort((a, b) => a - b);
   return { heads: e.heads, beta: e.beta, threshold: e.threshold, layers, source: e.source };
 }
@@ -27,7 +28,7 @@ export function actProfileSection(e: ActProfileEntry): NonNullable<ModelProfile[
  * `base` (the model's current profile, so a new file next to the weights keeps its chat template).
  * Returns the object written.
  */
-export async function writeActProfile(path: string, base: ModelProfile, section: NonNullable<ModelProfile['act']>): Promise<Record<string, unknown>> {
+export async function writeActProfile(path: string, base: ModelProfile, section: ActProfile): Promise<Record<string, unknown>> {
   let existing: Record<string, unknown> = { ...base };
   if (existsSync(path)) {
     let raw: unknown;
@@ -36,14 +37,14 @@ export async function writeActProfile(path: string, base: ModelProfile, section:
     } catch (e) {
       throw new Error(`${path} exists but is not JSON (${(e as Error).message}); refusing to overwrite it`);
     }
-    const check = ModelProfileSchema.safeParse(raw);
+    const check = MODEL_PROFILE_SCHEMA.safeParse(raw);
     if (!check.success || typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
       throw new Error(`${path} exists but is not a model profile; refusing to overwrite it`);
     }
     existing = raw as Record<string, unknown>;
   }
   const out = { ...existing, act: section };
-  ModelProfileSchema.parse(out);
+  MODEL_PROFILE_SCHEMA.parse(out);
   await writeFile(path, `${prettyJson(out)}\n`);
   return out;
 }

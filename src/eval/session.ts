@@ -5,7 +5,8 @@
  * latency, which does not matter here.
  */
 import type { ModelFacts } from '../../calibrators/calibrator.js';
-import { loadProfile, type ModelProfile } from '../../models/profiles/profile.js';
+import type { ModelProfile } from '../../models/profiles/profile.js';
+import { loadModelProfile } from '../../calibrators/index.js';
 import { resolveModel, type ResolvedModel } from '../../models/resolve.js';
 import { loadTokenizer } from '../../models/tokenizers/load-tokenizer.js';
 import type { Tokenizer } from '../../models/tokenizers/tokenizer.js';
@@ -24,7 +25,7 @@ export interface EvalModel {
 export async function loadEvalModel(spec: string): Promise<EvalModel> {
   const resolved = await resolveModel(spec);
   const shape = await readModelShape(resolved);
-  return { resolved, shape, tokenizer: await loadTokenizer(resolved), profile: loadProfile(resolved.name, resolved.dir) };
+  return { resolved, shape, tokenizer: await loadTokenizer(resolved), profile: loadModelProfile(resolved.name, resolved.dir) };
 }
 
 export const SCORING_ENGINE: EngineOptionsInput = { maxBatch: 128, maxPrefillTokensPerStep: 4096 };

@@ -86,7 +86,7 @@ async function fragmentSession() {
   const host = new FragmentHost(g, config);
   const A = g.input('pattern', 'float32', [DIM.batch, 1, DIM.queries, DIM.keys]);
   const [fragment] = act.fragments({ name: 't', config, profile: {} });
-  const out = fragment!.build(A, host.contextFor(2, 'attn.hook_pattern', 'act'));
+  const out = fragment!.build(A, host.contextFor(2, 'attn.hook_pattern', 'act', A));
   g.output(out, 'float32', [DIM.batch, 1, DIM.queries, DIM.keys], 'calibrated');
   host.emitStateOutputs();
   const session = await ort.InferenceSession.create(g.toBytes());
@@ -97,11 +97,11 @@ async function runFragment(cfg: ActConfig | null, A: number[][], past: number, p
   const { session, host } = await fragmentSession();
   const T = A.length, K = A[0]!.length, C = K - T;
   const row: RowStep = {
-    past, newTokens: T, promptLength: 99, isPrefill: past === 0, capacity: C, fedCap: C, paddedNewTokens: T,
+    past, newTokens: T, promptLength: 99, isPrefill: past === 0, capacity: C, fedCap: C, paddedNewTokens: T, images: [],
     state: () => new Float32Array(0),
   };
   const values = new Map<string, ArrayLike<number> | number>();
-  if (cfg) act.writeInputs(cfg, row, { set: (name, v) => void values.set(name, v) });
+  if (cfg) act.writeInputs(cfg, row, { set: (name, v) => void values.set(name, v) }, act.createMemo(cfg));
   const feeds: Record<string, ort.Tensor> = {
     pattern: new ort.Tensor('float32', Float32Array.from(A.flat()), [1, 1, T, K]),
     'act.colsum.2': new ort.Tensor('float32', Float32Array.from(pastColsum), [1, 1, 1, C]),

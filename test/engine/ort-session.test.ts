@@ -1,7 +1,7 @@
 /**
  * The ORT session wrapper: feed names are checked in TypeScript (ORT silently ignores unknown ones),
- * a missing execution provider falls back to CPU, and the inputs_embeds variant of the decoder
- * computes the same logits as the input_ids one.
+ * a missing execution provider falls back to CPU, and the image splice overwrites exactly the
+ * embeddings it is given (and nothing when it is given none).
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,7 +18,7 @@ describe('DecoderSession', () => {
   });
 
   function freshFeeds(session: DecoderSession, tokens: number[]): Record<string, OrtTensor> {
-    const shape = stepShape([{ tokens, past: 0, allLogits: true }], 0);
+    const shape = stepShape([{ tokens, past: 0, allLogits: true, images: [] }], 0);
     const feeds = buildStepFeeds(shape, m.weights.config.maxSeqLen, session.graph.geometry);
     for (const s of session.graph.states) feeds[s.name] = new OrtTensorCtor('float32', new Float32Array(0), [1, m.weights.config.nKvHeads, 0, m.weights.config.headDim]);
     return feeds;
@@ -39,19 +39,24 @@ describe('DecoderSession', () => {
     await session.run(freshFeeds(session, [1]));
   });
 
-  it('the inputs_embeds graph gives the same logits as the input_ids graph', async () => {
-    const ids = await DecoderSession.create(compileDecoder(m.weights));
-    const embeds = await DecoderSession.create(compileDecoder(m.weights, { input: 'embeds' }));
-    assert.ok(embeds.graph.inputs.some((i) => i.name === DECODER_IO.inputsEmbeds));
+  it('the image splice overwrites exactly the given embeddings, and none when given none', async () => {
+    const plain = await DecoderSession.create(compileDecoder(m.weights));
+    const spliced = await DecoderSession.create(compileDecoder(m.weights, { imageSplice: true }));
     const tokens = m.tokenizer.encode('Once upon a time, there was', { addBos: true });
-    const a = await ids.run(freshFeeds(ids, tokens));
-    const feeds = freshFeeds(ids, tokens);
-    delete feeds[DECODER_IO.inputIds];
+    const expected = await plain.run(freshFeeds(plain, tokens));
     const D = m.weights.config.dim;
-    const table = new Float32Array(tokens.length * D);
-    tokens.forEach((t, i) => table.set(m.weights.tokenEmbedding.subarray(t * D, (t + 1) * D), i * D));
-    feeds[DECODER_IO.inputsEmbeds] = new OrtTensorCtor('float32', table, [1, tokens.length, D]);
-    const b = await embeds.run(feeds);
-    assert.deepEqual(b.logits!.data, a.logits!.data);
+    const splice = (positions: number[], ids: number[]) => {
+      const rows = new Float32Array(positions.length * D);
+      positions.forEach((p, i) => rows.set(m.weights.tokenEmbedding.subarray(tokens[p]! * D, (tokens[p]! + 1) * D), i * D));
+      const feeds = freshFeeds(spliced, ids);
+      feeds[DECODER_IO.imageFeatures] = new OrtTensorCtor('float32', rows, [positions.length, D]);
+      feeds[DECODER_IO.imageSlots] = new OrtTensorCtor('int64', BigInt64Array.from(positions.flatMap((p) => [0n, BigInt(p)])), [positions.length, 2]);
+      return spliced.run(feeds);
+    };
+    // Positions 2 and 4 hold a placeholder id; the splice puts back the real tokens' embeddings.
+    const placeholders = tokens.map((t, p) => (p === 2 || p === 4 ? 0 : t));
+    assert.deepEqual((await splice([2, 4], placeholders)).logits!.data, expected.logits!.data);
+    assert.deepEqual((await splice([], tokens)).logits!.data, expected.logits!.data);
+    assert.notDeepEqual((await splice([], placeholders)).logits!.data, expected.logits!.data);
   });
 });

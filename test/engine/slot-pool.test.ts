@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { SlotPool } from '../../src/engine/slot-pool.js';
+import { SlotPool, type SlotHandle } from '../../src/engine/slot-pool.js';
 import type { RowStateSpec } from '../../models/compiler/hooks.js';
 
 const kv: RowStateSpec = { name: 'k', outputName: 'k.update', dims: [2, 'keys', 3], update: 'append', owner: 'decoder' };
@@ -8,7 +8,7 @@ const sums: RowStateSpec = { name: 's', outputName: 's.update', dims: [2, 'keys'
 const flat: RowStateSpec = { name: 'f', outputName: 'f.update', dims: [4], update: 'overwrite', owner: 'x' };
 
 /** Reads row positions [0, n) of the kv state as nested arrays [head][pos][inner]. */
-function readKv(pool: SlotPool, h: { index: number; used: number }, n: number): number[][][] {
+function readKv(pool: SlotPool, h: SlotHandle, n: number): number[][][] {
   const v = pool.rowView('k', h);
   const cap = pool.capacity;
   return [0, 1].map((o) => Array.from({ length: n }, (_, p) => Array.from(v.subarray((o * cap + p) * 3, (o * cap + p) * 3 + 3))));
@@ -69,12 +69,12 @@ describe('SlotPool', () => {
       h.used = 2;
       return h;
     });
-    pool.promote(rows[2]!);
+    pool.promote(rows[2]!, 'g');
     assert.equal(rows[2]!.index, 0);
     assert.equal(pool.decoding, 1);
     assert.deepEqual(readKv(pool, rows[2]!, 2)[0]![1], [2010, 2011, 2012]);
-    pool.promote(rows[0]!);
-    pool.promote(rows[1]!);
+    pool.promote(rows[0]!, 'g');
+    pool.promote(rows[1]!, 'g');
     assert.equal(pool.decoding, 3);
     assert.deepEqual(new Set(rows.map((r) => r.index)), new Set([0, 1, 2]));
     pool.release(rows[2]!);
@@ -84,6 +84,50 @@ describe('SlotPool', () => {
       assert.ok(h.index < 2);
       assert.deepEqual(readKv(pool, h, 2)[1]![1], [tag * 1000 + 110, tag * 1000 + 111, tag * 1000 + 112]);
       assert.deepEqual(Array.from(pool.rowView('f', h)), [tag, tag, tag, tag]);
+    }
+  });
+
+  it('keeps each decode group in one contiguous run through promotions and releases, data following its row', () => {
+    const pool = new SlotPool([kv, flat], 12, 64, 4);
+    let seed = 7;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const live = new Map<number, { h: ReturnType<SlotPool['acquire']> & object; group: string; decoding: boolean }>();
+    let tag = 0;
+    for (let op = 0; op < 400; op++) {
+      const choice = rand(3);
+      if (choice === 0 && pool.free > 0) {
+        const h = pool.acquire()!;
+        pool.writeBack('k', h, appendOutput(tag, 2, 0), 0, 2, 2, 0, 0);
+        pool.writeBack('f', h, Float32Array.from([tag, tag, tag, tag]), 0, 1, 1, 0, 0);
+        h.used = 2;
+        live.set(tag++, { h, group: `g${rand(4)}`, decoding: false });
+      } else if (choice === 1) {
+        const waiting = [...live.values()].filter((r) => !r.decoding);
+        const r = waiting[rand(Math.max(1, waiting.length))];
+        if (r) {
+          pool.promote(r.h, r.group);
+          r.decoding = true;
+        }
+      } else {
+        const tags = [...live.keys()];
+        const t = tags[rand(Math.max(1, tags.length))];
+        if (t !== undefined) {
+          pool.release(live.get(t)!.h);
+          live.delete(t);
+        }
+      }
+      const runs = pool.runs();
+      assert.equal(new Set(runs.map((r) => r.group)).size, runs.length, `op ${op}: a group is split into several runs`);
+      assert.equal(runs.reduce((n, r) => n + r.count, 0), pool.decoding);
+      for (const [t, r] of live) {
+        assert.equal(r.h.index < pool.decoding, r.decoding, `op ${op}: row ${t} is on the wrong side of the decoding region`);
+        if (r.decoding) {
+          const run = runs.find((x) => r.h.index >= x.start && r.h.index < x.start + x.count)!;
+          assert.equal(run.group, r.group, `op ${op}: row ${t} sits in another group's run`);
+        }
+        assert.deepEqual(readKv(pool, r.h, 2)[1]![1], [t * 1000 + 110, t * 1000 + 111, t * 1000 + 112], `op ${op}: row ${t}'s cache moved without it`);
+        assert.deepEqual(Array.from(pool.rowView('f', r.h)), [t, t, t, t]);
+      }
     }
   });
 

@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ModelProfileSchema } from '../../models/profiles/profile.js';
+import { MODEL_PROFILE_SCHEMA as ModelProfileSchema } from '../../calibrators/index.js';
+import { actProfile } from '../../calibrators/act.js';
 // Fails loudly when the shared test models are missing.
 import '../helpers/models-dir.js';
 import { attune, CLOZE_DIR } from './cli-runner.js';
@@ -78,7 +79,7 @@ describe('eval and profile CLIs (stories260K)', () => {
     const profile = ModelProfileSchema.parse(written);
     assert.ok(builtinProfile.chat_template);
     assert.equal(profile.chat_template, builtinProfile.chat_template);
-    const section = profile.act!;
+    const section = actProfile(profile)!;
     assert.equal(section.beta, 0.3);
     assert.equal(section.threshold, 0.1);
     assert.match(section.source!, /attune profile act on calib\.jsonl \(16 items, accuracy\); searched layers 0,1, beta 0\.3/);
@@ -107,8 +108,8 @@ describe('eval and profile CLIs (stories260K)', () => {
     assert.equal(again.code, 0, again.stderr);
     const merged = ModelProfileSchema.parse(JSON.parse(readFileSync(out, 'utf8')));
     assert.equal(merged.chat_template, 'custom');
-    assert.deepEqual(merged.act!.heads, {}, 'no head gains more than 100 items');
-    assert.equal(merged.act!.beta, 0.4);
+    assert.deepEqual(actProfile(merged)!.heads, {}, 'no head gains more than 100 items');
+    assert.equal(actProfile(merged)!.beta, 0.4);
     assert.match(again.stdout, /chosen: none/);
   });
 

@@ -17,6 +17,7 @@ import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { resolveModel } from '../../models/resolve.js';
+import { actProfile } from '../../calibrators/act.js';
 import { loadModelAssets } from '../../src/api/model-assets.js';
 import { EngineClient, type EngineClientOptions } from '../../src/engine/engine-client.js';
 import { assertErrorShape, getJson, postJson } from '../helpers/http.js';
@@ -233,8 +234,8 @@ describe('worker faults', () => {
     before(async () => {
       const model = await resolveModel('stories260K', { modelsDir, env: {}, download: false });
       const { profile } = await loadModelAssets(model);
-      assert.deepEqual(profile.act?.layers, [2, 3, 4], 'the server side believes layers 2-4 are calibratable');
-      engine = await startEngine({ initialMs: 100 }, 1, { ...profile, act: { ...profile.act!, layers: [2], heads: { 2: [6] } } });
+      assert.deepEqual(actProfile(profile)?.layers, [2, 3, 4], 'the server side believes layers 2-4 are calibratable');
+      engine = await startEngine({ initialMs: 100 }, 1, { ...profile, act: { ...actProfile(profile)!, layers: [2], heads: { 2: [6] } } });
       // A short keep-alive opens a queued stream before its first step, so its failure must travel as an SSE event.
       s = await startTestServer({ engine: { maxBatch: 1 }, readyCacheSeconds: 0, sseKeepAliveSeconds: 0.02 }, { engine });
     });

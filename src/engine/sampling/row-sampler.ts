@@ -50,10 +50,15 @@ export class RowSampler {
     this.rng = opts.rng ?? (this.greedy ? null : createRowRng(params.seed));
   }
 
-  /** Chooses this row's next token from its logits row, which the processors overwrite in place. */
-  sample(logits: Float32Array): SampledToken {
+  /**
+   * Chooses this row's next token from its logits row, which `mix` (a calibrator's logit mixing,
+   * e.g. guidance from a companion sequence) and then the processors overwrite in place. Logprobs
+   * are those of the raw row, before mixing (vLLM's raw-output semantics).
+   */
+  sample(logits: Float32Array, mix?: (logits: Float32Array) => void): SampledToken {
     const topN = this.topLogprobs;
-    const raw = topN !== null && this.processors.length > 0 ? this.scratch.keepRaw(logits) : logits;
+    const raw = topN !== null && (this.processors.length > 0 || mix) ? this.scratch.keepRaw(logits) : logits;
+    mix?.(logits);
     for (const p of this.processors) p.process(this.history, logits);
     const tokenId = this.greedy ? selectToken(logits, this.selection, this.scratch, NO_DRAWS) : selectToken(logits, this.selection, this.scratch, this.rng!);
     const logprobs = topN !== null ? computeTokenLogprobs(raw, tokenId, topN) : null;
