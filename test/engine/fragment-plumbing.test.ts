@@ -74,3 +74,83 @@ describe('fragment plumbing: geometry and overwrite states', () => {
     });
   });
 });
+
+/**
+ * Composition at one hook: fragments run in registry order whatever order the request lists the
+ * calibrators in; a later fragment sees the earlier one's output as its input and the untouched
+ * tensor as `ctx.original`; an owner's `ctx.local` carries a value from one hook of a layer to a
+ * later hook of the same layer.
+ */
+describe('fragment composition: registry order, ctx.original, ctx.local', () => {
+  let m: FixtureModel;
+  before(async () => {
+    m = await loadLlama2cFixture(stories260K);
+  });
+
+  const scale: Calibrator<{ by: number }, null> = {
+    id: 'scale',
+    summary: 'multiplies hook_resid_pre of layer 1 by a per-row factor',
+    schema: z.object({ by: z.number() }),
+    resolve: (v) => ({ by: (v as { by: number }).by }),
+    isActive: () => true,
+    needsWholePrefill: () => false,
+    fragments: () => [{
+      owner: 'scale', hook: 'hook_resid_pre', layers: (l) => l === 1,
+      build: (x, ctx) => ctx.g.op('Mul', [x, ctx.rowInput('scale.by', 'float32', [1, 1], 1)]),
+    }],
+    createMemo: () => null,
+    writeInputs: (cfg, _row, inputs) => inputs.set('scale.by', cfg.by),
+    report: () => ({}),
+  };
+  type Seen = { seen: number[]; original: number[]; carried: number[] };
+  const watch: Calibrator<Record<string, never>, Seen> = {
+    id: 'watch',
+    summary: 'taps what it sees at hook_resid_pre of layer 1, and carries it to hook_z',
+    schema: z.object({}),
+    resolve: () => ({}),
+    isActive: () => true,
+    needsWholePrefill: () => false,
+    fragments: () => [
+      {
+        owner: 'watch', hook: 'hook_resid_pre', layers: (l) => l === 1,
+        build(x, ctx) {
+          const last = ctx.g.op('Unsqueeze', [ctx.g.op('Cast', [ctx.geometry('lastQuery')], { to: attr.int(1) }), ctx.g.constInt64([2])]); // [B,T,1]
+          const atLast = (v: typeof x) => ctx.g.op('ReduceSum', [ctx.g.op('Mul', [v, last]), ctx.g.constInt64([1])], { keepdims: attr.int(0) });
+          ctx.tap('seen', atLast(x), [ctx.config.dim]);
+          ctx.tap('original', atLast(ctx.original), [ctx.config.dim]);
+          ctx.local.set('resid_at_last', atLast(x));
+          return x;
+        },
+      },
+      {
+        owner: 'watch', hook: 'attn.hook_z', layers: (l) => l === 1,
+        build(z, ctx) {
+          ctx.tap('carried', ctx.local.get('resid_at_last')!, [ctx.config.dim]);
+          return z;
+        },
+      },
+    ],
+    createMemo: () => ({ seen: [], original: [], carried: [] }),
+    writeInputs: () => undefined,
+    afterStep(_cfg, row, memo, taps) {
+      if (!row.isPrefill) return;
+      memo.seen = Array.from(taps.get('seen')!.data);
+      memo.original = Array.from(taps.get('original')!.data);
+      memo.carried = Array.from(taps.get('carried')!.data);
+    },
+    report: (_cfg, memo) => ({ ...memo }),
+  };
+
+  it('runs in registry order, with the original tensor and a per-layer scratch', async () => {
+    const model = await fixtureEngineModel(m, { calibrators: [scale as AnyCalibrator, watch as AnyCalibrator] });
+    const engine = new InProcessEngine(model);
+    const p = m.tokenizer.encode('Once upon a time', { addBos: true });
+    for (const calibration of [{ watch: {}, scale: { by: 2 } }, { scale: { by: 2 }, watch: {} }]) {
+      const r = await engine.run(request(`o${Object.keys(calibration)[0]}`, p, { maxTokens: 1 }, calibration));
+      const seen = r.finish!.calibration.watch as Seen;
+      assert.ok(seen.seen.length === m.weights.config.dim && seen.seen.some((v) => v !== 0));
+      seen.seen.forEach((v, i) => assert.equal(v, 2 * seen.original[i]!, `dim ${i}: scale ran first, watch saw its output`));
+      assert.deepEqual(seen.carried, seen.seen);
+    }
+  });
+});
