@@ -120,6 +120,11 @@ export interface Calibrator<Config, RowMemo = unknown> {
   readonly profileSchema?: z.ZodType;
   /** Calibrators that cannot share a row with this one: asking for both is a 400. */
   readonly conflicts?: readonly string[];
+  /**
+   * KV slots this config's auxiliary sequences hold (as many as `auxiliary` returns). Admission counts
+   * them before the prompt is rendered, so an overloaded server refuses before any heavy work.
+   */
+  extraSlots?(config: Config): number;
   /** Turns `true` or a validated object into a complete config, filling defaults from the profile. */
   resolve(value: true | Record<string, unknown>, model: ModelFacts): Config;
   /**

@@ -17,7 +17,7 @@ import { metricsPlugin } from '../plugins/metrics.js';
 import { requestIdFor, requestIdPlugin } from '../plugins/request-id.js';
 import { Admission } from './api/admission.js';
 import { compileChatTemplate } from './api/chat-prompt.js';
-import type { ServerContext } from './api/context.js';
+import type { ServedImages, ServerContext } from './api/context.js';
 import { TokenText } from './api/generation/token-text.js';
 import { Lifecycle } from './api/lifecycle.js';
 import { Readiness } from './api/readiness.js';
@@ -43,6 +43,8 @@ export interface ServerDeps {
   profile: ModelProfile;
   /** Jinja source of the chat template; null disables /v1/chat/completions (400). */
   chatTemplate: string | null;
+  /** For an LVLM: image placeholders and preprocessing; absent for text-only models. */
+  images?: ServedImages | null;
   /** Default: every registered calibrator (calibrators/index.ts), which is what the engine compiled. */
   calibrators?: readonly AnyCalibrator[];
   /** Where log lines go; default stdout. */
@@ -160,6 +162,7 @@ function createContext(config: ServerConfig, deps: ServerDeps): ServerContext {
     tokenizer: deps.tokenizer,
     tokenText: new TokenText(deps.tokenizer),
     chatTemplate: compileChatTemplate(deps.chatTemplate),
+    images: deps.images ?? null,
     calibrators,
     facts,
     metrics,

@@ -77,12 +77,12 @@ export class Llama2cTokenizer implements Tokenizer {
     return new Llama2cTokenizer(maxTokenLength, raw, scores);
   }
 
-  encode(text: string, opts: { addBos?: boolean } = {}): number[] {
+  encode(text: string, opts: { addBos?: boolean; continuation?: boolean } = {}): number[] {
     const ids: number[] = [];
     if (opts.addBos) ids.push(BOS);
     const bytes = utf8.encode(text);
     // run.c looks " " up and would store -1 if it were missing; skipping the prefix is the safe reading.
-    if (bytes.length > 0 && this.spaceId !== undefined) ids.push(this.spaceId);
+    if (bytes.length > 0 && this.spaceId !== undefined && !opts.continuation) ids.push(this.spaceId);
     let i = 0;
     while (i < bytes.length) {
       // One codepoint: a lead byte plus continuation bytes, at most 4 bytes, exactly as run.c groups them.

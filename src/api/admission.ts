@@ -5,7 +5,8 @@
  * drains.
  *
  * A sequence is "queued" from admission until the engine reports its first event; after that it
- * holds a batch slot. The request bound is slots + maxQueuedRequests admitted sequences; the token
+ * holds a batch slot. A sequence whose calibrators add auxiliary sequences (a guidance companion)
+ * counts as that many slots. The request bound is slots + maxQueuedRequests admitted sequences; the token
  * bound covers queued prompt tokens only. Either bound lets one request in when nothing is queued,
  * so a single large request is never starved by its own size.
  */
@@ -54,13 +55,14 @@ export class Admission {
     if (this.admittedSeqs > 0 && this.admittedSeqs >= this.capacity) throw this.full('requests');
   }
 
-  /** Reserves room for `sequences` engine sequences; release the ticket when they are done. */
-  admit(sequences: number): Ticket {
+  /** Reserves room for `sequences` engine sequences of `slotsEach` slots; release the ticket when they are done. */
+  admit(sequences: number, slotsEach = 1): Ticket {
     this.gate();
-    if (this.admittedSeqs > 0 && this.admittedSeqs + sequences > this.capacity) throw this.full('requests');
-    this.admittedSeqs += sequences;
-    this.queuedSeqs += sequences;
-    return new Ticket(this, sequences);
+    const slots = sequences * slotsEach;
+    if (this.admittedSeqs > 0 && this.admittedSeqs + slots > this.capacity) throw this.full('requests');
+    this.admittedSeqs += slots;
+    this.queuedSeqs += slots;
+    return new Ticket(this, sequences, slotsEach);
   }
 
   private get capacity(): number {
@@ -74,8 +76,8 @@ export class Admission {
   }
 
   /** @internal */
-  leaveQueue(tokens: number): void {
-    this.queuedSeqs--;
+  leaveQueue(slots: number, tokens: number): void {
+    this.queuedSeqs -= slots;
     this.queuedTokensTotal -= tokens;
   }
 
@@ -102,6 +104,7 @@ export class Ticket {
   constructor(
     private readonly admission: Admission,
     private readonly sequences: number,
+    private readonly slotsEach: number,
   ) {
     this.started = new Array<boolean>(sequences).fill(false);
   }
@@ -117,13 +120,13 @@ export class Ticket {
   markStarted(i: number): void {
     if (this.released || this.started[i]) return;
     this.started[i] = true;
-    this.admission.leaveQueue(this.tokens[i] ?? 0);
+    this.admission.leaveQueue(this.slotsEach, this.tokens[i] ?? 0);
   }
 
   release(): void {
     if (this.released) return;
     for (let i = 0; i < this.sequences; i++) this.markStarted(i);
     this.released = true;
-    this.admission.releaseSequences(this.sequences);
+    this.admission.releaseSequences(this.sequences * this.slotsEach);
   }
 }

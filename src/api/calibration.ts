@@ -5,7 +5,7 @@
  * `resolve()` against the model profile, so the engine only ever sees complete, valid configs.
  * Every failure is a 400 whose `param` is the full path, e.g. `calibration.act.beta`.
  */
-import { CalibrationConfigError, type AnyCalibrator, type CalibrationDetail, type ModelFacts } from '../../calibrators/calibrator.js';
+import { CalibrationConfigError, type AnyCalibrator, type CalibrationDetail, type ModelFacts, type PromptFacts } from '../../calibrators/calibrator.js';
 import { badRequest, fieldPath } from './errors.js';
 import { describeIssue } from './validation.js';
 
@@ -17,10 +17,14 @@ export interface CalibrationSelection {
   detail: CalibrationDetail;
   /** The request had a calibration field at all (then the response carries a calibration object). */
   requested: boolean;
+  /** KV slots the active calibrators' auxiliary sequences add to each sequence. */
+  extraSlots: number;
+  /** Where the calibration field was given (`calibration` or `vllm_xargs.calibration`), for error paths. */
+  base: string;
 }
 
 const REPORT_KEY = 'report';
-const NONE: CalibrationSelection = { configs: {}, ids: [], detail: 'summary', requested: false };
+const NONE: CalibrationSelection = { configs: {}, ids: [], detail: 'summary', requested: false, extraSlots: 0, base: 'calibration' };
 
 export function parseCalibration(
   body: { calibration?: unknown; vllm_xargs?: Record<string, unknown> | undefined },
@@ -50,7 +54,7 @@ function parseObject(raw: unknown, base: string, calibrators: ReadonlyMap<string
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw badRequest(`${base}: expected an object keyed by calibrator id (see GET /v1/calibrators)`, base);
   }
-  const selection: CalibrationSelection = { configs: {}, ids: [], detail: 'summary', requested: true };
+  const selection: CalibrationSelection = { configs: {}, ids: [], detail: 'summary', requested: true, extraSlots: 0, base };
   for (const [key, value] of Object.entries(raw)) {
     const path = `${base}.${key}`;
     if (key === REPORT_KEY) {
@@ -70,9 +74,31 @@ function parseObject(raw: unknown, base: string, calibrators: ReadonlyMap<string
     if (value === false) continue;
     const config = resolveOne(calibrator, value, path, facts);
     selection.configs[key] = config;
-    if (calibrator.isActive(config)) selection.ids.push(key);
+    if (calibrator.isActive(config)) {
+      selection.ids.push(key);
+      selection.extraSlots += calibrator.extraSlots?.(config) ?? 0;
+    }
+  }
+  // Registry order, whatever order the client listed them in; and conflicts are refused here, not in the engine.
+  selection.ids = [...calibrators.keys()].filter((id) => selection.ids.includes(id));
+  for (const id of selection.ids) {
+    const clash = calibrators.get(id)!.conflicts?.find((other) => selection.ids.includes(other));
+    if (clash) {
+      throw badRequest(`${base}: ${id} and ${clash} cannot run on the same request (both rewrite the same attention; see GET /v1/calibrators)`, `${base}.${id}`, 'calibrator_conflict');
+    }
   }
   return selection;
+}
+
+/**
+ * Lets each active calibrator refuse a rendered prompt that lacks what it needs (e.g. VAR without an
+ * image): a 400 naming `calibration.<id>`.
+ */
+export function checkCalibrationPrompt(selection: CalibrationSelection, calibrators: ReadonlyMap<string, AnyCalibrator>, prompt: PromptFacts, facts: ModelFacts): void {
+  for (const id of selection.ids) {
+    const why = calibrators.get(id)!.checkPrompt?.(selection.configs[id], prompt, facts);
+    if (why) throw badRequest(`${selection.base}.${id}: ${why}`, `${selection.base}.${id}`, 'calibration_not_applicable');
+  }
 }
 
 function resolveOne(calibrator: AnyCalibrator, value: unknown, path: string, facts: ModelFacts): unknown {

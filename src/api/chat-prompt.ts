@@ -1,54 +1,36 @@
 /**
- * Chat messages → prompt token ids: image parts validated (and, until a vision tower exists, refused),
- * text parts joined, the model's chat template rendered, and BOS prepended unless the template already
- * put it first, so a prompt never carries two.
+ * Chat messages → prompt token ids: the model's chat template rendered, BOS prepended unless the
+ * template already put it first (so a prompt never carries two), and for an LVLM each image
+ * placeholder expanded to the model's image tokens, with the spans recorded.
  */
 import { ChatTemplate, ChatTemplateError, type ChatMessage } from '../../models/tokenizers/chat-template.js';
 import type { Tokenizer } from '../../models/tokenizers/tokenizer.js';
-import type { Limits } from '../config/schema.js';
+import type { ImageSpan } from '../../models/compiler/step-geometry.js';
 import { badRequest } from './errors.js';
-import type { ImageFetcher } from './images/image-fetch.js';
-import { isRemoteImageUrl, validateImageUrl } from './images/image-url.js';
 import { checkPromptChars } from './prompts.js';
 import type { ChatMessageInput } from './schemas/chat.js';
 
-/**
- * Validates every image part (count, data URL, bytes, pixels; remote URLs fetched when the server
- * allows it) and then refuses them all: the model has no vision tower. Validation comes first so
- * clients learn about a bad image before anything else, and every check that needs no network runs
- * before the first fetch.
- */
-export async function checkImages(
-  messages: readonly ChatMessageInput[],
-  limits: Limits,
-  modelName: string,
-  fetcher: ImageFetcher | null = null,
-  signal?: AbortSignal,
-): Promise<void> {
-  let first: string | null = null;
-  let count = 0;
-  const remote: { url: URL; param: string }[] = [];
-  messages.forEach((m, i) => {
-    if (!Array.isArray(m.content)) return;
-    m.content.forEach((part, j) => {
-      if (part.type !== 'image_url') return;
-      const param = `messages.${i}.content.${j}.image_url.url`;
-      if (++count > limits.maxImagesPerRequest) throw badRequest(`${param}: at most ${limits.maxImagesPerRequest} images per request (max_images)`, param, 'too_many_images');
-      const url = part.image_url.url;
-      if (fetcher && isRemoteImageUrl(url)) remote.push({ url: fetcher.precheck(url, param), param });
-      else validateImageUrl(url, param, limits);
-      first ??= `messages.${i}.content.${j}`;
-    });
-  });
-  // One at a time: at most one fetched body per request is held in memory.
-  for (const { url, param } of remote) await fetcher!.fetch(url, param, signal);
-  if (first !== null) throw badRequest(`${first}: model ${modelName} has no vision tower; image inputs are not supported`, first, 'model_has_no_vision_tower');
+/** What the prompt side of an LVLM needs: how an image is written in text and how many tokens it becomes. */
+export interface ImagePromptFacts {
+  /** The placeholder the chat template writes per image (e.g. "<image>"). */
+  placeholder: string;
+  imageTokenId: number;
+  tokensPerImage: number;
 }
 
-/** Text parts become one string (joined by newlines, as vLLM does), which every template understands. */
-function templateMessages(messages: readonly ChatMessageInput[]): ChatMessage[] {
+/**
+ * Messages as the template sees them. A text-only model gets text parts joined into one string (by
+ * newlines, as vLLM does), which every template understands. An LVLM's template gets the parts
+ * themselves, images as `{type: "image"}` (HF's multimodal chat format; the URL stays out of the
+ * template), so it places each image's placeholder.
+ */
+function templateMessages(messages: readonly ChatMessageInput[], withImages: boolean): ChatMessage[] {
   return messages.map((m) => {
-    const content = typeof m.content === 'string' ? m.content : (m.content ?? []).flatMap((p) => (p.type === 'text' ? [p.text] : [])).join('\n');
+    const content = typeof m.content === 'string' || m.content == null
+      ? (m.content ?? '')
+      : withImages
+        ? m.content.map((p) => (p.type === 'text' ? { type: 'text', text: p.text } : { type: 'image' }))
+        : m.content.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join('\n');
     return m.name === undefined ? { role: m.role, content } : { role: m.role, content, name: m.name };
   });
 }
@@ -57,26 +39,67 @@ export interface ChatPromptContext {
   tokenizer: Tokenizer;
   template: ChatTemplate | null;
   maxPromptChars: number;
+  /** Present when the model takes images. */
+  images: ImagePromptFacts | null;
 }
 
-export function renderChatPrompt(messages: readonly ChatMessageInput[], addGenerationPrompt: boolean, ctx: ChatPromptContext): { ids: number[]; text: string } {
+export interface RenderedPrompt {
+  ids: number[];
+  text: string;
+  /** Where each image's tokens sit in `ids`, in image order. */
+  images: ImageSpan[];
+}
+
+export function renderChatPrompt(messages: readonly ChatMessageInput[], addGenerationPrompt: boolean, ctx: ChatPromptContext, imageCount = 0): RenderedPrompt {
   if (!ctx.template) throw badRequest('this model has no chat template; use /v1/completions', 'messages', 'no_chat_template');
   const { tokenizer } = ctx;
   const bos = specialText(tokenizer, tokenizer.bosId);
   const eosId = tokenizer.stopIds.find((id) => id !== tokenizer.bosId);
   let text: string;
   try {
-    text = ctx.template.render({ messages: templateMessages(messages), addGenerationPrompt, bosToken: bos, eosToken: specialText(tokenizer, eosId ?? null) });
+    text = ctx.template.render({ messages: templateMessages(messages, ctx.images !== null), addGenerationPrompt, bosToken: bos, eosToken: specialText(tokenizer, eosId ?? null) });
   } catch (e) {
     // raise_exception() in a template is how templates reject a conversation (e.g. roles that do not alternate).
     if (e instanceof ChatTemplateError) throw badRequest(e.message, 'messages', 'chat_template_error');
     throw e;
   }
   checkPromptChars(text.length, 'messages', ctx.maxPromptChars);
-  if (tokenizer.bosId !== null && bos && text.startsWith(bos)) return { ids: [tokenizer.bosId, ...tokenizer.encode(text.slice(bos.length))], text };
-  return { ids: tokenizer.encode(text, { addBos: true }), text };
+  const startsWithBos = tokenizer.bosId !== null && bos !== null && text.startsWith(bos);
+  const body = startsWithBos ? text.slice(bos!.length) : text;
+  const lead = tokenizer.bosId !== null ? [tokenizer.bosId] : [];
+  if (!ctx.images) return { ids: startsWithBos ? [...lead, ...tokenizer.encode(body)] : tokenizer.encode(text, { addBos: true }), text, images: [] };
+  return { ...expandImages(body, lead, imageCount, ctx.images, tokenizer), text };
 }
 
+/**
+ * The processor step of an LVLM: each placeholder in the rendered text becomes `tokensPerImage`
+ * copies of the image token. The text between placeholders is encoded piece by piece, the pieces
+ * after a placeholder as continuations (no dummy-prefix space), as HF tokenizers treat text after
+ * an added token.
+ */
+function expandImages(body: string, lead: number[], expected: number, facts: ImagePromptFacts, tokenizer: Tokenizer): Omit<RenderedPrompt, 'text'> {
+  const pieces = body.split(facts.placeholder);
+  const found = pieces.length - 1;
+  if (found !== expected) {
+    throw badRequest(
+      found > expected
+        ? `messages: the text holds the image placeholder ${JSON.stringify(facts.placeholder)} ${found - expected} more time(s) than there are images; it is reserved for images`
+        : `messages: the chat template placed ${found} of ${expected} images`,
+      'messages',
+      'image_placeholder_mismatch',
+    );
+  }
+  const ids = [...lead];
+  const images: ImageSpan[] = [];
+  pieces.forEach((piece, k) => {
+    if (k > 0) {
+      images.push({ image: k - 1, start: ids.length, length: facts.tokensPerImage });
+      for (let t = 0; t < facts.tokensPerImage; t++) ids.push(facts.imageTokenId);
+    }
+    if (piece.length) ids.push(...tokenizer.encode(piece, { continuation: k > 0 }));
+  });
+  return { ids, images };
+}
 /** A control token as a template writes it (llama2.c stores BOS as "\n<s>\n"; templates write "<s>"). */
 function specialText(tokenizer: Tokenizer, id: number | null): string | null {
   if (id === null) return null;

@@ -3,6 +3,8 @@
  * options instead of reaching for globals, so two servers in one process never share state.
  */
 import type { AnyCalibrator, ModelFacts } from '../../calibrators/calibrator.js';
+import type { ImagePromptFacts } from './chat-prompt.js';
+import type { ImagePreparer } from './images/chat-images.js';
 import type { ChatTemplate } from '../../models/tokenizers/chat-template.js';
 import type { Tokenizer } from '../../models/tokenizers/tokenizer.js';
 import type { ServerConfig } from '../config/schema.js';
@@ -27,6 +29,12 @@ export interface ServedModel {
   maxPromptChars: number;
 }
 
+/** How the HTTP layer handles images for an LVLM: their placeholders in prompts, and their preprocessing. */
+export interface ServedImages {
+  prompt: ImagePromptFacts;
+  preparer: ImagePreparer;
+}
+
 export interface ServerContext {
   config: ServerConfig;
   engine: EngineClient;
@@ -34,6 +42,8 @@ export interface ServerContext {
   tokenizer: Tokenizer;
   tokenText: TokenText;
   chatTemplate: ChatTemplate | null;
+  /** Null for text-only models. */
+  images: ServedImages | null;
   calibrators: ReadonlyMap<string, AnyCalibrator>;
   facts: ModelFacts;
   metrics: ServerMetrics;

@@ -26,6 +26,8 @@ export interface ChatOptions extends ResponderOptions {
   tokenText: TokenText;
   /** Streaming with include_usage: every chunk carries `usage: null`, as OpenAI's do. */
   includeUsage: boolean;
+  /** For return_token_ids (image placeholders expanded). */
+  promptIds: readonly number[];
 }
 
 export class ChatResponder extends BaseResponder {
@@ -40,7 +42,15 @@ export class ChatResponder extends BaseResponder {
   }
 
   openChunks(): unknown[] {
-    return this.content.map((_, index) => this.chunk({ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }));
+    // vLLM sends the prompt's token ids once, in the first chunk.
+    return this.content.map((_, index) => ({
+      ...this.chunk({ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }),
+      ...(index === 0 ? this.promptTokenIds() : {}),
+    }));
+  }
+
+  private promptTokenIds(): { prompt_token_ids?: number[] } {
+    return this.o.returnTokenIds ? { prompt_token_ids: [...this.o.promptIds] } : {};
   }
 
   onEvent(index: number, event: OutputEvent): unknown[] {
@@ -55,13 +65,14 @@ export class ChatResponder extends BaseResponder {
       }
       case 'tokens': {
         const lp = this.o.logprobs && event.logprobs ? event.tokenIds.map((id, k) => this.entry(id, event.logprobs![k]!)) : null;
-        if (!event.text && !lp) return [];
+        const ids = this.tokenIdsDelta(index, event.tokenIds);
+        if (!event.text && !lp && !ids.token_ids?.length) return [];
         if (!this.o.streaming) {
           this.content[index] += event.text;
           if (lp) this.logprobs[index]!.push(...lp);
           return [];
         }
-        return [this.chunk({ index, delta: { content: event.text }, logprobs: lp ? { content: lp } : null, finish_reason: null })];
+        return [this.chunk({ index, delta: { content: event.text }, logprobs: lp ? { content: lp } : null, finish_reason: null, ...ids })];
       }
       case 'finish': {
         const end = this.end(index, event);
@@ -89,8 +100,10 @@ export class ChatResponder extends BaseResponder {
         logprobs: this.o.logprobs ? { content: this.logprobs[index] } : null,
         finish_reason: this.ends[index]?.finish_reason ?? null,
         stop_reason: this.ends[index]?.stop_reason ?? null,
+        ...this.tokenIdsOf(index),
       })),
       usage: this.usage(),
+      ...this.promptTokenIds(),
       ...(this.o.promptLogprobs ? { prompt_logprobs: this.promptLogprobs } : {}),
       ...this.calibrationField(topLevelCalibration(this.ends)),
     };

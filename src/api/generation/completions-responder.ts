@@ -49,6 +49,8 @@ interface ChoiceAcc {
 
 export class CompletionsResponder extends BaseResponder {
   private readonly acc: ChoiceAcc[];
+  /** Streaming with return_token_ids: whether a choice's prompt ids went out (in its first chunk). */
+  private readonly promptIdsSent: boolean[];
 
   constructor(private readonly o: CompletionsOptions) {
     super(o);
@@ -61,6 +63,7 @@ export class CompletionsResponder extends BaseResponder {
       offset: 0,
       detokenizer: o.logprobs === null ? null : new IncrementalDetokenizer(o.tokenizer, o.echo ? [] : s.promptIds),
     }));
+    this.promptIdsSent = o.sources.map(() => false);
     // Echo without logprobs has no prompt event to wait for: the prompt text leads the choice at once.
     if (o.echo && o.logprobs === null && !o.streaming) o.sources.forEach((s, i) => (this.acc[i]!.text = s.promptText));
   }
@@ -83,8 +86,9 @@ export class CompletionsResponder extends BaseResponder {
       }
       case 'tokens': {
         const lp = event.logprobs && this.o.logprobs !== null ? this.legacy(index, event.tokenIds, event.logprobs) : null;
-        if (!event.text && !lp) return [];
-        return this.emit(index, event.text, lp);
+        const ids = this.tokenIdsDelta(index, event.tokenIds);
+        if (!event.text && !lp && !ids.token_ids?.length) return [];
+        return this.emit(index, event.text, lp, ids);
       }
       case 'finish': {
         const end = this.end(index, event);
@@ -113,6 +117,8 @@ export class CompletionsResponder extends BaseResponder {
         logprobs: a.logprobs,
         finish_reason: this.ends[index]?.finish_reason ?? null,
         stop_reason: this.ends[index]?.stop_reason ?? null,
+        ...(this.o.returnTokenIds ? { prompt_token_ids: [...this.o.sources[index]!.promptIds] } : {}),
+        ...this.tokenIdsOf(index),
         ...(this.o.promptLogprobs !== null ? { prompt_logprobs: a.promptLogprobs } : {}),
       })),
       usage: this.usage(),
@@ -120,8 +126,8 @@ export class CompletionsResponder extends BaseResponder {
     };
   }
 
-  private emit(index: number, text: string, lp: LegacyLogprobs | null): unknown[] {
-    if (this.o.streaming) return [this.chunk(index, text, lp)];
+  private emit(index: number, text: string, lp: LegacyLogprobs | null, ids: { token_ids?: number[] } = {}): unknown[] {
+    if (this.o.streaming) return [this.chunk(index, text, lp, ids)];
     const a = this.acc[index]!;
     a.text += text;
     if (lp && a.logprobs) {
@@ -133,8 +139,12 @@ export class CompletionsResponder extends BaseResponder {
     return [];
   }
 
-  private chunk(index: number, text: string, logprobs: LegacyLogprobs | null): unknown {
-    return { ...this.envelope('text_completion'), choices: [{ index, text, logprobs, finish_reason: null }] };
+  /** A stream chunk; a choice's first one carries its prompt's token ids (vLLM's return_token_ids). */
+  private chunk(index: number, text: string, logprobs: LegacyLogprobs | null, ids: { token_ids?: number[] } = {}): unknown {
+    const first = this.o.returnTokenIds && !this.promptIdsSent[index];
+    if (first) this.promptIdsSent[index] = true;
+    const promptIds = first ? { prompt_token_ids: [...this.o.sources[index]!.promptIds] } : {};
+    return { ...this.envelope('text_completion'), choices: [{ index, text, logprobs, finish_reason: null, ...promptIds, ...ids }] };
   }
 
   /** Logprobs of `ids` (entries aligned; a null entry is a token nothing predicted). */

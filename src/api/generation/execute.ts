@@ -60,6 +60,7 @@ export async function execute(ctx: ServerContext, x: Execution): Promise<unknown
 /** `n` copies of one sequence, with vLLM V1's derived seeds. */
 export function fanOut(seq: SequenceSpec, n: number): SequenceSpec[] {
   return Array.from({ length: n }, (_, i) => ({
+    ...seq,
     promptIds: seq.promptIds,
     sampling: { ...seq.sampling, seed: seq.sampling.seed === undefined ? undefined : seq.sampling.seed + i },
   }));

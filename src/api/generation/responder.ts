@@ -74,14 +74,31 @@ export interface ResponderOptions {
   streaming: boolean;
   /** The request had a calibration field: the response then carries a calibration object. */
   calibrationRequested: boolean;
+  /** vLLM's return_token_ids: prompt token ids and each choice's generated ids in the response. */
+  returnTokenIds: boolean;
 }
 
 /** Bookkeeping both responders share: per-choice ends, usage, and the response envelope. */
 export abstract class BaseResponder implements Responder {
   protected readonly ends: (ChoiceEnd | undefined)[];
+  /** Generated ids per choice, kept only for return_token_ids. */
+  protected readonly generated: number[][];
 
   constructor(protected readonly opts: ResponderOptions) {
     this.ends = new Array<ChoiceEnd | undefined>(opts.choices);
+    this.generated = Array.from({ length: opts.returnTokenIds ? opts.choices : 0 }, () => []);
+  }
+
+  /** Records a choice's new token ids; returns `{ token_ids }` for a stream chunk when they are asked for. */
+  protected tokenIdsDelta(index: number, ids: readonly number[]): { token_ids?: number[] } {
+    if (!this.opts.returnTokenIds) return {};
+    this.generated[index]!.push(...ids);
+    return { token_ids: [...ids] };
+  }
+
+  /** `{ token_ids }` of a whole choice, when asked for. */
+  protected tokenIdsOf(index: number): { token_ids?: number[] } {
+    return this.opts.returnTokenIds ? { token_ids: this.generated[index]! } : {};
   }
 
   abstract openChunks(): unknown[];

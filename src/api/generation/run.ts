@@ -13,7 +13,7 @@ import { setMaxListeners } from 'node:events';
 import type { FastifyReply } from 'fastify';
 import { EngineUnavailableError, type EngineClient } from '../../engine/engine-client.js';
 import type { RequestStream } from '../../engine/request-stream.js';
-import type { EngineEvent, SamplingParams } from '../../engine/types.js';
+import type { EngineEvent, RequestImages, SamplingParams } from '../../engine/types.js';
 import type { SequenceMetrics, ServerMetrics } from '../../observability/metrics.js';
 import type { Ticket } from '../admission.js';
 import type { CalibrationSelection } from '../calibration.js';
@@ -23,6 +23,7 @@ import type { AbortCause, Lifecycle } from '../lifecycle.js';
 export interface SequenceSpec {
   promptIds: number[];
   sampling: SamplingParams;
+  images?: RequestImages;
 }
 
 export type OutputEvent = Exclude<EngineEvent, { type: 'error' }>;
@@ -104,6 +105,7 @@ export class GenerationRun {
               id: randomUUID(),
               promptIds: seq.promptIds,
               sampling: seq.sampling,
+              ...(seq.images ? { images: seq.images } : {}),
               calibration: calibration.configs,
               calibrationDetail: calibration.detail,
             },

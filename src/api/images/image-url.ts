@@ -12,6 +12,8 @@ import { readImageSize, type ImageMime, type ImageSize } from './image-header.js
 export interface ValidImage extends ImageSize {
   mime: ImageMime;
   bytes: number;
+  /** The encoded image itself. */
+  data: Uint8Array;
 }
 
 export type ImageLimits = Pick<Limits, 'maxImageBytes' | 'maxImagePixels'>;
@@ -64,7 +66,7 @@ export function validateImageBytes(bytes: Uint8Array, mime: ImageMime, param: st
       'image_too_many_pixels',
     );
   }
-  return { mime, bytes: bytes.length, ...size };
+  return { mime, bytes: bytes.length, data: bytes, ...size };
 }
 
 export function imageTooLarge(param: string, what: string, maxBytes: number): ApiError {

@@ -3,12 +3,13 @@
  * work (image decoding, template rendering, tokenizing).
  */
 import type { FastifyPluginAsync } from 'fastify';
-import { parseCalibration } from '../calibration.js';
-import { checkImages, renderChatPrompt } from '../chat-prompt.js';
+import { checkCalibrationPrompt, parseCalibration } from '../calibration.js';
+import { renderChatPrompt } from '../chat-prompt.js';
 import type { RouteOptions } from '../context.js';
 import { badRequest, shutDownMidRequest } from '../errors.js';
 import { ChatResponder } from '../generation/chat-responder.js';
 import { execute, fanOut, responseId, streamSettings } from '../generation/execute.js';
+import { loadChatImages } from '../images/chat-images.js';
 import { clientGoneSignal, ImageFetcher } from '../images/image-fetch.js';
 import { checkModelName } from '../model-name.js';
 import { buildSampling, resolveMaxTokens } from '../sampling.js';
@@ -27,15 +28,22 @@ export const chatRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) 
     const n = body.n ?? 1;
     const { stream, includeUsage } = streamSettings(body);
 
-    const ticket = ctx.admission.admit(n);
+    const ticket = ctx.admission.admit(n, 1 + calibration.extraSlots);
     // A drain waits for this request from here, not only once it generates: fetching a remote image
     // comes first, and past the drain's deadline that fetch is stopped with a 503.
     const preparing = new AbortController();
     const untrack = ctx.lifecycle.trackPreparation(preparing);
     try {
       const gone = clientGoneSignal(reply.raw);
+      let images;
       try {
-        await checkImages(body.messages, config.limits, model.id, imageFetcher, AbortSignal.any([gone.signal, preparing.signal]));
+        images = await loadChatImages(body.messages, {
+          limits: config.limits,
+          modelName: model.id,
+          fetcher: imageFetcher,
+          preparer: ctx.images?.preparer ?? null,
+          signal: AbortSignal.any([gone.signal, preparing.signal]),
+        });
       } catch (e) {
         if (preparing.signal.aborted) throw shutDownMidRequest(config.queue.retryAfterSeconds);
         throw e;
@@ -46,11 +54,13 @@ export const chatRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) 
         tokenizer: ctx.tokenizer,
         template: ctx.chatTemplate,
         maxPromptChars: model.maxPromptChars,
-      });
+        images: ctx.images?.prompt ?? null,
+      }, images.length);
+      checkCalibrationPrompt(calibration, ctx.calibrators, { promptIds: prompt.ids, images: prompt.images }, ctx.facts);
       const [requested, param] = body.max_completion_tokens !== undefined ? [body.max_completion_tokens, 'max_completion_tokens'] : [body.max_tokens, 'max_tokens'];
       const maxTokens = resolveMaxTokens(prompt.ids.length, 'messages', requested, param, model);
       const sampling = buildSampling(body, { maxTokens, logprobs: body.logprobs ? (body.top_logprobs ?? 0) : null, promptLogprobs: body.prompt_logprobs }, model);
-      const sequences = fanOut({ promptIds: prompt.ids, sampling }, n);
+      const sequences = fanOut({ promptIds: prompt.ids, sampling, ...(images.length ? { images: { spans: prompt.images, inputs: images } } : {}) }, n);
       const responder = new ChatResponder({
         meta: { id: responseId('chatcmpl'), created: Math.floor(Date.now() / 1000), model: model.id },
         choices: n,
@@ -62,6 +72,8 @@ export const chatRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) 
         tokensAsIds: body.return_tokens_as_token_ids ?? false,
         tokenText: ctx.tokenText,
         includeUsage: stream && includeUsage,
+        returnTokenIds: body.return_token_ids ?? false,
+        promptIds: prompt.ids,
       });
       return await execute(ctx, {
         request,

@@ -4,7 +4,7 @@
  * paying for it (the vLLM #58192 trap).
  */
 import type { FastifyPluginAsync } from 'fastify';
-import { parseCalibration } from '../calibration.js';
+import { checkCalibrationPrompt, parseCalibration } from '../calibration.js';
 import type { RouteOptions } from '../context.js';
 import { unsupported } from '../errors.js';
 import { CompletionsResponder } from '../generation/completions-responder.js';
@@ -27,12 +27,13 @@ export const completionsRoute: FastifyPluginAsync<RouteOptions> = async (app, { 
     const calibration = parseCalibration(body, ctx.calibrators, ctx.facts);
     const raw = splitPrompts(body.prompt, config.limits.maxPrompts);
 
-    const ticket = ctx.admission.admit(raw.length * n);
+    const ticket = ctx.admission.admit(raw.length * n, 1 + calibration.extraSlots);
     try {
       const prompts = encodePrompts(raw, ctx.tokenizer, { vocabSize: model.vocabSize, maxPromptChars: model.maxPromptChars, addBos: body.add_special_tokens });
       // Echo with logprobs and prompt_logprobs read the same engine pass: compute the larger top-N.
       const echoed = body.echo && body.logprobs !== null ? body.logprobs : null;
       const promptLogprobs = echoed === null ? body.prompt_logprobs : Math.max(echoed, body.prompt_logprobs ?? 0);
+      for (const p of prompts) checkCalibrationPrompt(calibration, ctx.calibrators, { promptIds: p.ids, images: [] }, ctx.facts);
       const perPrompt = prompts.map((p) => {
         const maxTokens = resolveMaxTokens(p.ids.length, p.param, body.max_tokens, 'max_tokens', model);
         return { prompt: p, seq: { promptIds: p.ids, sampling: buildSampling(body, { maxTokens, logprobs: body.logprobs, promptLogprobs }, model) } };
@@ -51,6 +52,7 @@ export const completionsRoute: FastifyPluginAsync<RouteOptions> = async (app, { 
         tokensAsIds: body.return_tokens_as_token_ids ?? false,
         tokenText: ctx.tokenText,
         tokenizer: ctx.tokenizer,
+        returnTokenIds: body.return_token_ids ?? false,
       });
       return await execute(ctx, {
         request,

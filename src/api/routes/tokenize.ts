@@ -4,6 +4,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { renderChatPrompt } from '../chat-prompt.js';
+import { imageParams } from '../images/chat-images.js';
 import type { RouteOptions } from '../context.js';
 import { badRequest } from '../errors.js';
 import { checkModelName } from '../model-name.js';
@@ -21,7 +22,9 @@ export const tokenizeRoutes: FastifyPluginAsync<RouteOptions> = async (app, { ct
     if (isChat) {
       const body = parseWith(ctx.schemas.tokenize.chat, request.body);
       checkModelName(body.model, model.id);
-      ids = renderChatPrompt(body.messages, body.add_generation_prompt, { tokenizer, template: ctx.chatTemplate, maxPromptChars: model.maxPromptChars }).ids;
+      // Image parts become their placeholder tokens; counting them needs no decoding.
+      const images = ctx.images ? imageParams(body.messages).length : 0;
+      ids = renderChatPrompt(body.messages, body.add_generation_prompt, { tokenizer, template: ctx.chatTemplate, maxPromptChars: model.maxPromptChars, images: ctx.images?.prompt ?? null }, images).ids;
       returnStrs = body.return_token_strs;
     } else {
       const body = parseWith(ctx.schemas.tokenize.completion, request.body);

@@ -48,6 +48,8 @@ export function samplingFields(limits: Limits) {
     max_tokens: optional(z.number().int().min(0)),
     ignore_eos: optional(z.boolean()),
     include_stop_str_in_output: optional(z.boolean()),
+    /** vLLM's: the response also carries the prompt's token ids (image placeholders expanded) and each choice's. */
+    return_token_ids: optional(z.boolean()),
     /** vLLM's: logprob tokens written as `token_id:N`, which survive tokens that do not decode alone. */
     return_tokens_as_token_ids: optional(z.boolean()),
     n: optional(z.number().int().min(1).max(limits.maxN, `n may be at most ${limits.maxN} (max_n)`)),
