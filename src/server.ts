@@ -148,7 +148,7 @@ function createContext(config: ServerConfig, deps: ServerDeps): ServerContext {
     },
     () => readiness.servingState(),
   );
-  const facts: ModelFacts = { name: info.name, config: info.config, profile: deps.profile };
+  const facts: ModelFacts = { name: info.name, config: info.config, profile: deps.profile, ...(info.vision ? { vision: info.vision } : {}) };
   return {
     config,
     engine,

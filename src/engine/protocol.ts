@@ -1,5 +1,6 @@
 /** Messages between the engine client (main thread) and the engine worker. */
 import type { DecoderConfig } from '../../models/checkpoint/decoder-weights.js';
+import type { VisionFacts } from '../../calibrators/calibrator.js';
 import type { ResolvedModel } from '../../models/resolve.js';
 import type { ModelProfile } from '../../models/profiles/profile.js';
 import type { EngineOptions } from './engine-options.js';
@@ -27,6 +28,8 @@ export interface ModelInfo {
   /** KV slots: rows decoded together. */
   maxBatch: number;
   calibrators: string[];
+  /** The vision tower's facts for an LVLM; null for text-only models. */
+  vision: VisionFacts | null;
   provider: string;
   loadMs: number;
 }

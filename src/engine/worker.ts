@@ -73,6 +73,7 @@ async function main(): Promise<void> {
       maxModelLen: core.maxModelLen,
       maxBatch: init.options.maxBatch,
       calibrators: [...model.calibrators.keys()],
+      vision: model.facts.vision ?? null,
       provider: model.graphs.provider,
       loadMs: performance.now() - started,
     },

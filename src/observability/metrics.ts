@@ -28,6 +28,7 @@ export class ServerMetrics {
   private readonly queue: Histogram;
   private readonly prefill: Histogram;
   private readonly decode: Histogram;
+  private readonly encoder: Histogram;
   private readonly promptTokens: Counter;
   private readonly generationTokens: Counter;
   private readonly success: Counter<'finished_reason'>;
@@ -46,6 +47,7 @@ export class ServerMetrics {
     this.queue = histogram('attune:request_queue_time_seconds', 'Time a request waited for a batch slot', REQUEST_LATENCY_BUCKETS);
     this.prefill = histogram('attune:request_prefill_time_seconds', 'Time from scheduling to the first token', REQUEST_LATENCY_BUCKETS);
     this.decode = histogram('attune:request_decode_time_seconds', 'Time from the first to the last token', REQUEST_LATENCY_BUCKETS);
+    this.encoder = histogram('attune:request_encoder_time_seconds', 'Vision-tower time of the encoder calls that held a request\'s images (requests with images only)', TTFT_BUCKETS);
 
     // Gauges read the engine's latest stats at scrape time rather than being pushed on every step.
     const gauge = (name: string, help: string, read: (s: EngineStats) => number) =>
@@ -107,8 +109,9 @@ export class ServerMetrics {
   recordFinish(e: FinishEvent, e2eSeconds: number, calibrators: readonly string[]): void {
     if (e.reason === 'abort') return;
     this.success.inc({ finished_reason: e.reason });
-    const { queuedMs, prefillMs, decodeMs } = e.timing;
+    const { queuedMs, encodeMs, prefillMs, decodeMs } = e.timing;
     this.e2e.observe(e2eSeconds);
+    if (encodeMs > 0) this.encoder.observe(encodeMs / 1000);
     this.queue.observe(queuedMs / 1000);
     this.prefill.observe(prefillMs / 1000);
     this.decode.observe(decodeMs / 1000);

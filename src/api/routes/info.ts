@@ -22,6 +22,8 @@ export const infoRoutes: FastifyPluginAsync<RouteOptions> = async (app, { ctx })
         root: model.id,
         parent: null,
         max_model_len: model.maxModelLen,
+        /** Whether chat messages may carry image parts (an LVLM with a vision tower). */
+        capabilities: { vision: ctx.images !== null },
         permission: [],
       },
     ],
