@@ -11,46 +11,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, it } from 'node:test';
+import { argDefault, buildStage, keyValues, runtimeStage, stages } from '../helpers/dockerfile.js';
 import { repoRoot } from '../helpers/models-dir.js';
-
-interface Instruction {
-  op: string;
-  args: string;
-}
-
-/** Dockerfile instructions with line continuations joined and comments dropped. */
-function instructions(text: string): Instruction[] {
-  const joined = text.replace(/\\\n/g, ' ');
-  return joined
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith('#'))
-    .map((l) => {
-      const m = /^(\S+)\s+(.*)$/.exec(l)!;
-      return { op: m[1]!.toUpperCase(), args: m[2]!.replace(/\s+/g, ' ') };
-    });
-}
-
-const dockerfile = instructions(readFileSync(join(repoRoot, 'Dockerfile'), 'utf8'));
-const stages: Instruction[][] = [];
-for (const ins of dockerfile) {
-  if (ins.op === 'FROM') stages.push([]);
-  stages.at(-1)?.push(ins);
-}
-const [buildStage, runtimeStage] = [stages[0]!, stages.at(-1)!];
-
-function argDefault(name: string): string | undefined {
-  const arg = dockerfile.find((i) => i.op === 'ARG' && i.args.startsWith(`${name}=`));
-  return arg?.args.slice(name.length + 1);
-}
-
-function labels(stage: Instruction[]): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const ins of stage.filter((i) => i.op === 'LABEL')) {
-    for (const m of ins.args.matchAll(/([\w.-]+)="([^"]*)"/g)) out.set(m[1]!, m[2]!);
-  }
-  return out;
-}
 
 /** Relative modules reached from `entry`, and the bare specifiers they import. */
 function importGraph(entry: string): { files: Set<string>; packages: Set<string> } {
@@ -92,11 +54,11 @@ describe('Dockerfile', () => {
     const digest = /^node:[\w.-]+@(sha256:[0-9a-f]{64})$/.exec(image)?.[1];
     assert.ok(digest, `the base ${image} is pinned by a sha256 digest`);
     for (const stage of stages) assert.match(stage[0]!.args, /^\$\{NODE_IMAGE\}( AS \w+)?$/);
-    assert.equal(labels(runtimeStage).get('org.opencontainers.image.base.digest'), digest);
+    assert.equal(keyValues(runtimeStage, 'LABEL').get('org.opencontainers.image.base.digest'), digest);
   });
 
   it('carries the OCI labels', () => {
-    const have = labels(runtimeStage);
+    const have = keyValues(runtimeStage, 'LABEL');
     for (const key of ['title', 'description', 'version', 'revision', 'created', 'licenses', 'base.name', 'base.digest']) {
       assert.ok(have.get(`org.opencontainers.image.${key}`), `label org.opencontainers.image.${key}`);
     }
