@@ -122,9 +122,10 @@ export function compileVision(model: VisionWeights | ServedVision, options: Visi
     return g.op('Mul', [g.op('Mul', [x, g.constFloat(0.5)]), g.op('Add', [erf, g.constFloat(1)])]);
   };
   const toHeads = { perm: attr.ints([0, 2, 1, 3]) };
-  const headShape = i64([0, 0, H, hd]);
+  // Constants are made on first use (and shared: the builder caches them), so a graph without blocks has none unused.
+  const headShape = () => i64([0, 0, H, hd]);
   /** [N,S,D] → [N,H,S,hd] */
-  const heads = (x: Value) => g.op('Transpose', [g.op('Reshape', [x, headShape])], toHeads);
+  const heads = (x: Value) => g.op('Transpose', [g.op('Reshape', [x, headShape()])], toHeads);
 
   // ---- embeddings -----------------------------------------------------------------------------------
   const pixels = g.input(VISION_IO.pixelValues, 'float32', [N, c.nChannels, c.imageSize, c.imageSize]);
@@ -140,7 +141,6 @@ export function compileVision(model: VisionWeights | ServedVision, options: Visi
   let resid = layerNorm(embedded, W.preNorm, visionHookName(0, 'hook_resid_pre'));
 
   // ---- blocks ---------------------------------------------------------------------------------------
-  const scale = g.constFloat(1 / Math.sqrt(hd));
   let features: Value | undefined;
   for (let l = 0; l <= fullBlocks; l++) {
     if (l === c.featureLayer) features = resid;
@@ -150,8 +150,8 @@ export function compileVision(model: VisionWeights | ServedVision, options: Visi
     const xn = layerNorm(resid, W.layerNorm1(l));
     const qkv = linear(xn, W.qkvProj(l), W.qkvBias(l));
     const [q, k, v] = g.opMulti('Split', [qkv, i64([D, D, D])], 3, { axis: attr.int(-1) }) as [Value, Value, Value];
-    const kT = g.op('Transpose', [g.op('Reshape', [k, headShape])], { perm: attr.ints([0, 2, 3, 1]) }); // [N,H,hd,S]
-    const scores = g.op('MatMul', [heads(g.op('Mul', [q, scale])), kT]); // [N,H,S,S]
+    const kT = g.op('Transpose', [g.op('Reshape', [k, headShape()])], { perm: attr.ints([0, 2, 3, 1]) }); // [N,H,hd,S]
+    const scores = g.op('MatMul', [heads(g.op('Mul', [q, g.constFloat(1 / Math.sqrt(hd))])), kT]); // [N,H,S,S]
     const probs = g.op('Softmax', [scores], { axis: attr.int(-1) }, visionHookName(l, 'attn.hook_pattern'));
     applyTaps(l, 'attn.hook_pattern', probs);
     if (l >= fullBlocks) break; // attention-only: a pattern tap's block past everything else computed
