@@ -85,14 +85,13 @@ export function centerCrop(img: RgbImage, crop: Size2d): RgbImage {
   const top = Math.floor((Math.max(crop.height, img.height) - crop.height) / 2) - padTop;
   const left = Math.floor((Math.max(crop.width, img.width) - crop.width) / 2) - padLeft;
   const out = new Uint8Array(crop.width * crop.height * 3);
+  // The columns of the crop that fall inside the image, copied a row segment at a time.
+  const x0 = Math.max(0, -left), x1 = Math.min(crop.width, img.width - left);
   for (let y = 0; y < crop.height; y++) {
     const sy = y + top;
-    if (sy < 0 || sy >= img.height) continue;
-    for (let x = 0; x < crop.width; x++) {
-      const sx = x + left;
-      if (sx < 0 || sx >= img.width) continue;
-      out.set(img.data.subarray((sy * img.width + sx) * 3, (sy * img.width + sx) * 3 + 3), (y * crop.width + x) * 3);
-    }
+    if (sy < 0 || sy >= img.height || x1 <= x0) continue;
+    const from = (sy * img.width + left + x0) * 3;
+    out.set(img.data.subarray(from, from + (x1 - x0) * 3), (y * crop.width + x0) * 3);
   }
   return { width: crop.width, height: crop.height, data: out };
 }
