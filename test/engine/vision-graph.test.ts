@@ -93,6 +93,8 @@ describe('vision graph against the float64 reference', () => {
     assert.equal(graph.lmDim, 64);
     assert.equal(graph.blocksComputed, 2);
     await withSession(graph, async (s) => {
+      await assert.rejects(s.run([new Float32Array(10)]), /image 0: 10 values, the vision graph takes 3072 \(3×32×32\)/);
+      assert.deepEqual(await s.run([]), []);
       const batched = await s.run(pixels);
       for (const [i, file] of fixtureImages.entries()) {
         const expected = reference.forward(pixels[i]!).features;
