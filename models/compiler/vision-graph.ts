@@ -113,7 +113,7 @@ export function compileVision(model: VisionWeights | ServedVision, options: Visi
     }, outputName);
   const linear = (x: Value, name: string, bias?: string): Value => {
     const y = weights.linear(g, x, name);
-    return bias && weights.has(bias) ? g.op('Add', [y, weights.tensor(g, bias)]) : y;
+    return bias ? g.op('Add', [y, weights.tensor(g, bias)]) : y;
   };
   const activation = (x: Value, kind: VisionActivation): Value => {
     if (kind === 'quick_gelu') return g.op('Mul', [x, g.op('Sigmoid', [g.op('Mul', [x, g.constFloat(QUICK_GELU_ALPHA)])])]);
@@ -167,7 +167,8 @@ export function compileVision(model: VisionWeights | ServedVision, options: Visi
 
   // ---- feature selection and projector --------------------------------------------------------------
   const selected = c.selectStrategy === 'default' ? g.op('Slice', [features, i64([1]), i64([S]), i64([1])]) : features;
-  const projected = linear(activation(linear(selected, W.projector1, W.projector1Bias), c.projectorAct), W.projector2, W.projector2Bias);
+  const bias = (name: string) => (c.projectorBias ? name : undefined);
+  const projected = linear(activation(linear(selected, W.projector1, bias(W.projector1Bias)), c.projectorAct), W.projector2, bias(W.projector2Bias));
   const perImage = tokensPerImage(c);
   g.output(projected, 'float32', [N, perImage, c.lmDim], VISION_IO.imageFeatures);
 
