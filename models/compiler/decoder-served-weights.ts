@@ -20,7 +20,7 @@ export const DECODER_WEIGHT = {
   downProj: (l: number) => `layers.${l}.down_proj`,
 } as const;
 
-function concat(parts: Float32Array[]): Float32Array {
+export function concat(parts: Float32Array[]): Float32Array {
   const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {

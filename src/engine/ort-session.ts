@@ -15,6 +15,27 @@ export interface SessionOptions {
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
 }
 
+/**
+ * A session on the first execution provider that loads, CPU the last resort: ORT does not fall back
+ * by itself (['cuda','cpu'] throws when the CUDA library is missing).
+ */
+export async function createOrtSession(model: Uint8Array, opts: SessionOptions = {}): Promise<{ session: ort.InferenceSession; provider: string }> {
+  const base: ort.InferenceSession.SessionOptions = {
+    intraOpNumThreads: opts.intraOpThreads ?? 1,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: opts.optimization ?? 'all',
+    executionMode: 'sequential',
+  };
+  for (const provider of (opts.providers ?? ['cpu']).filter((p) => p !== 'cpu')) {
+    try {
+      return { session: await ort.InferenceSession.create(model, { ...base, executionProviders: [provider] }), provider };
+    } catch {
+      // fall through to the next provider
+    }
+  }
+  return { session: await ort.InferenceSession.create(model, { ...base, executionProviders: ['cpu'] }), provider: 'cpu' };
+}
+
 export class DecoderSession {
   private readonly inputNames: Set<string>;
   readonly provider: string;
@@ -29,24 +50,8 @@ export class DecoderSession {
   }
 
   static async create(graph: CompiledDecoder, opts: SessionOptions = {}): Promise<DecoderSession> {
-    const base: ort.InferenceSession.SessionOptions = {
-      intraOpNumThreads: opts.intraOpThreads ?? 1,
-      interOpNumThreads: 1,
-      graphOptimizationLevel: opts.optimization ?? 'all',
-      executionMode: 'sequential',
-    };
-    const wanted = (opts.providers ?? ['cpu']).filter((p) => p !== 'cpu');
-    // ORT does not fall back by itself: ['cuda','cpu'] throws when the CUDA library is missing.
-    for (const provider of wanted) {
-      try {
-        const s = await ort.InferenceSession.create(graph.bytes, { ...base, executionProviders: [provider] });
-        return new DecoderSession(s, graph, provider);
-      } catch {
-        // fall through to the next provider
-      }
-    }
-    const s = await ort.InferenceSession.create(graph.bytes, { ...base, executionProviders: ['cpu'] });
-    return new DecoderSession(s, graph, 'cpu');
+    const { session, provider } = await createOrtSession(graph.bytes, opts);
+    return new DecoderSession(session, graph, provider);
   }
 
   /**
