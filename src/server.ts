@@ -17,7 +17,9 @@ import { metricsPlugin } from '../plugins/metrics.js';
 import { requestIdFor, requestIdPlugin } from '../plugins/request-id.js';
 import { Admission } from './api/admission.js';
 import { compileChatTemplate } from './api/chat-prompt.js';
-import type { ServedImages, ServerContext } from './api/context.js';
+import type { ServerContext } from './api/context.js';
+import type { VisionPromptAssets } from '../models/vision-model.js';
+import { servedImages } from './api/images/served-images.js';
 import { TokenText } from './api/generation/token-text.js';
 import { Lifecycle } from './api/lifecycle.js';
 import { Readiness } from './api/readiness.js';
@@ -43,8 +45,8 @@ export interface ServerDeps {
   profile: ModelProfile;
   /** Jinja source of the chat template; null disables /v1/chat/completions (400). */
   chatTemplate: string | null;
-  /** For an LVLM: image placeholders and preprocessing; absent for text-only models. */
-  images?: ServedImages | null;
+  /** For an LVLM: its image placeholder and preprocessing (ModelAssets.vision); absent for text-only models. */
+  vision?: VisionPromptAssets | null;
   /** Default: every registered calibrator (calibrators/index.ts), which is what the engine compiled. */
   calibrators?: readonly AnyCalibrator[];
   /** Where log lines go; default stdout. */
@@ -162,7 +164,7 @@ function createContext(config: ServerConfig, deps: ServerDeps): ServerContext {
     tokenizer: deps.tokenizer,
     tokenText: new TokenText(deps.tokenizer),
     chatTemplate: compileChatTemplate(deps.chatTemplate),
-    images: deps.images ?? null,
+    images: deps.vision ? servedImages(deps.vision, config.limits) : null,
     calibrators,
     facts,
     metrics,

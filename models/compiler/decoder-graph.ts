@@ -125,7 +125,8 @@ export function compileDecoder(model: DecoderWeights | ServedDecoder, options: C
   /** x: [B,T,nh*hd] → the same, rotated. */
   const rope = (x: Value, nh: number): Value =>
     g.op('RotaryEmbedding', [x, positionIds, cosCache, sinCache], {
-      interleaved: attr.int(c.ropeStyle === 'interleaved' ? 1 : 0),
+      // Served q/k rows are always interleaved (decoder-served-weights.ts).
+      interleaved: attr.int(1),
       num_heads: attr.int(nh),
     }, undefined, 'com.microsoft');
 

@@ -2,7 +2,8 @@
  * What the engine needs of a vision tower: encode a batch of preprocessed images into the language
  * model's image features, with the calibrators' vision taps per image.
  */
-import type { Taps } from '../../calibrators/calibrator.js';
+import type { TapValue, Taps } from '../../calibrators/calibrator.js';
+import type { VisionSession } from './vision-session.js';
 
 export interface EncodedImage {
   /** `[tokensPerImage, width]` row-major. */
@@ -16,4 +17,19 @@ export interface ImageEncoder {
   /** The language model's residual width. */
   readonly width: number;
   encode(pixels: readonly Float32Array[]): Promise<EncodedImage[]>;
+}
+
+/** The vision session as an ImageEncoder: taps regrouped by owner as the calibrator contract hands them over. */
+export function sessionEncoder(session: VisionSession): ImageEncoder {
+  return {
+    tokensPerImage: session.graph.tokensPerImage,
+    width: session.graph.lmDim,
+    async encode(pixels) {
+      const out = await session.run(pixels);
+      return out.map((img) => ({
+        features: img.features,
+        taps: new Map(Object.entries(img.taps).map(([owner, byName]) => [owner, new Map<string, TapValue>(Object.entries(byName))])),
+      }));
+    },
+  };
 }
