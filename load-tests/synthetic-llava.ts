@@ -10,7 +10,7 @@ import type { LlavaVision } from '../models/checkpoint/llava-vision.js';
 import { syntheticDecoder, type SyntheticShape } from './synthetic-decoder.js';
 import { syntheticVision } from './synthetic-vision.js';
 
-/** The wide model of bench:calibrators: 25M parameters, Llama-shaped, GQA. */
+/** The wide model of bench:calibrators: 25M parameters, Llama-shaped. */
 export const WIDE_SHAPE: SyntheticShape = { dim: 512, hiddenDim: 1376, nLayers: 8, nHeads: 8, nKvHeads: 8, vocabSize: 512, maxSeqLen: 512 };
 
 export const SYNTHETIC_IMAGE_TOKEN = 0;
