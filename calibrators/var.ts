@@ -109,7 +109,7 @@ const names = {
   minImage: 'var.min_image',
   maxSinkRatio: 'var.max_sink_ratio',
   recycle: 'var.recycle',
-  ratioEps: 'var.ratio_eps',
+  ratioSlack: 'var.ratio_slack',
   sinks: (l: number) => `var.sink.${l}`,
   edited: (l: number) => `edited.${l}`,
 };
@@ -139,27 +139,34 @@ function redistribute(x: Value, ctx: FragmentContext): Value {
   const H = ctx.config.nHeads;
   const fresh = ctx.local.get(FRESH);
   if (!fresh) throw new Error(`VAR: layer ${layer}'s pattern fragment ran without its hook_resid_pre fragment`);
-  const row1 = (name: string, identity: number) => ctx.rowInput(name, 'float32', [1, 1, 1], identity); // [B,1,1,1]
+  const perRow = (name: string, identity: number) => ctx.rowInput(name, 'float32', [1, 1, 1], identity); // [B,1,1,1]
+  const recycle = perRow(names.recycle, 0);
+  // Per step: the visual keys v, and v·(1 − ρ) for the ratio test.
+  const v = ctx.shared('visual', () => g.op('Cast', [g.op('Unsqueeze', [ctx.geometry('keyIsImage'), g.constInt64([1, 2])])], { to: attr.int(FLOAT) }));
+  const vMaxRatio = ctx.shared('visual_max_ratio', () => g.op('Mul', [v, perRow(names.maxSinkRatio, 0)]));
 
-  // Key masks, [B,1,1,K] 0/1: every sink s (frozen past ∪ this step's), visual v, visual sinks, visual non-sinks.
+  // Key masks, [B,1,1,K] 0/1: every sink s (the frozen past's and this step's), visual sinks vs,
+  // visual non-sinks ns; sr = p on sinks; w = vs − (1 − ρ)·v.
   const state = ctx.rowState(names.sinks(layer), [1, 1, KEYS_AXIS], 'append');
   state.setNext(fresh);
   const s = g.op('Concat', [state.value, fresh], { axis: attr.int(3) });
-  const v = ctx.shared('visual', () => g.op('Cast', [g.op('Unsqueeze', [ctx.geometry('keyIsImage'), g.constInt64([1, 2])])], { to: attr.int(FLOAT) }));
   const vs = g.op('Mul', [s, v]);
   const ns = g.op('Sub', [v, vs]);
+  const w = g.op('Sub', [vs, vMaxRatio]);
+  const sr = g.op('Mul', [s, recycle]);
   const anyVisualSink = g.op('ReduceMax', [vs], { axes: attr.ints([3]), keepdims: attr.int(1) }); // [B,1,1,1]
 
-  // The four masses of every (head, query row) of the unmodified attention in one MatMul: [B,H,T,4].
-  const columns = g.op('Transpose', [g.op('Concat', [v, vs, s, ns], { axis: attr.int(2) })], { perm: attr.ints([0, 1, 3, 2]) });
-  const [image, visualSink, sink, nonSink] = g.opMulti('Split', [g.op('MatMul', [ctx.original, columns])], 4, { axis: attr.int(3) }) as [Value, Value, Value, Value];
+  // Four sums over the keys of every (head, query row) of the unmodified attention, one MatMul
+  // ([B,H,T,4]): attention to the image, Σ_vs − (1 − ρ)·Σ_v, the budget p·Σ_S, and Σ_NS.
+  const columns = g.op('Transpose', [g.op('Concat', [v, w, sr, ns], { axis: attr.int(2) })], { perm: attr.ints([0, 1, 3, 2]) });
+  const [image, overRatio, budget, nonSink] = g.opMulti('Split', [g.op('MatMul', [ctx.original, columns])], 4, { axis: attr.int(3) }) as [Value, Value, Value, Value];
 
-  // Selection: the official `portion` ≤ 1 − ρ, image attention ≥ the pre-filter (+∞ on rows that are
-  // not edited), and visual non-sink mass to scale. A layer without visual sinks has none (× 0).
-  const ratio = g.op('Div', [visualSink, g.op('Add', [image, row1(names.ratioEps, 0)])]);
+  // Selection: the official portion Σ_vs / Σ_v(a + 1e-6) ≤ 1 − ρ, multiplied out (the slack is
+  // (1 − ρ)·N_v·1e-6); image attention ≥ the pre-filter (+∞ on rows that are not edited); and visual
+  // non-sink mass to scale, which a layer without visual sinks lacks (× 0).
   const selected = g.op('And', [
     g.op('And', [
-      g.op('LessOrEqual', [ratio, row1(names.maxSinkRatio, 0)]),
+      g.op('LessOrEqual', [overRatio, perRow(names.ratioSlack, 0)]),
       g.op('GreaterOrEqual', [image, ctx.rowInput(names.minImage, 'float32', [1, DIM.queries, 1], Infinity)]),
     ]),
     g.op('Greater', [g.op('Mul', [nonSink, anyVisualSink]), g.constFloat(SMALLEST_NORMAL_F32)]),
@@ -167,10 +174,7 @@ function redistribute(x: Value, ctx: FragmentContext): Value {
   ctx.tap(names.edited(layer), g.op('Cast', [selected], { to: attr.int(FLOAT) }, tapOutputName('var', names.edited(layer))), [H, DIM.queries, 1]);
 
   // gain = 1 − p on sinks, 1 + p·Σ_S/Σ_NS on visual non-sinks, exactly 1 elsewhere (both terms exact 0).
-  const recycle = row1(names.recycle, 0);
-  const perNonSink = g.op('Div', [g.op('Mul', [sink, recycle]), nonSink]); // [B,H,T,1]
-  const base = g.op('Sub', [g.constFloat(1), g.op('Mul', [s, recycle])]); // [B,1,1,K]
-  const gain = g.op('Add', [base, g.op('Mul', [ns, perNonSink])]);
+  const gain = g.op('Add', [g.op('Sub', [g.constFloat(1), sr]), g.op('Mul', [ns, g.op('Div', [budget, nonSink])])]);
   return g.op('Where', [selected, g.op('Mul', [x, gain]), x]);
 }
 
@@ -266,9 +270,10 @@ export const varCalibrator: Calibrator<VarConfig, VarMemo> = {
     const minImage = new Float32Array(row.paddedNewTokens).fill(Infinity);
     for (let t = 0; t < row.newTokens; t++) if (row.past + t >= start) minImage[t] = cfg.minImageAttention;
     inputs.set(names.minImage, minImage);
-    inputs.set(names.maxSinkRatio, 1 - cfg.minNonsinkRatio);
+    const maxSinkRatio = 1 - cfg.minNonsinkRatio;
+    inputs.set(names.maxSinkRatio, maxSinkRatio);
     inputs.set(names.recycle, cfg.recycleFraction);
-    inputs.set(names.ratioEps, row.images.reduce((n, s) => n + s.length, 0) * VAR_EPS);
+    inputs.set(names.ratioSlack, maxSinkRatio * row.images.reduce((n, s) => n + s.length, 0) * VAR_EPS);
   },
 
   afterStep(cfg, row, memo, taps: Taps) {

@@ -25,6 +25,7 @@ import { act, defaultActLayers, type ActConfig } from '../calibrators/act.js';
 import type { EngineEvent, GenerationRequest } from '../src/engine/types.js';
 import { syntheticDecoder } from './synthetic-decoder.js';
 import { machineHeader, median } from './report.js';
+import { benchVar } from './calibrator-bench/var.js';
 
 const MODEL = process.env.BENCH_MODEL ?? 'stories260K';
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 5);
@@ -147,7 +148,14 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e: unknown) => {
+/** `BENCH_SECTIONS=act,var` (default: all) picks the calibrators measured. */
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'act,var').split(',').map((x) => x.trim()));
+async function run(): Promise<void> {
+  if (SECTIONS.has('act')) await main();
+  if (SECTIONS.has('var')) await benchVar();
+}
+
+run().catch((e: unknown) => {
   console.error(e);
   process.exit(1);
 });
