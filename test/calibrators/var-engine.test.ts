@@ -151,7 +151,19 @@ describe('VAR in the engine (tiny-llava)', () => {
     assert.deepEqual(report(whole).layers, report(run).layers, 'chunked and whole prefill find the same sinks and edit the same rows');
   });
 
-  it('sinks are frozen after prefill (decode adds none), differ per layer when the input does, and a second request recomputes them', async () => {
+  it('per-layer sink sets with text sinks among them (dims [20, 40], τ 3.5): the budget comes from every sink, parity holds', async () => {
+    const prompt = tinyLlavaPrompt(m, 'What is in the picture?', 1);
+    const image = await tinyLlavaImage(m, 'half_bright.png');
+    const cfg = resolve({ sink_dims: [20, 40], tau: 3.5, include_last_layer: true });
+    const run = await varRun(new InProcessEngine(model, {}, true), 'mixed', prompt, [image], cfg);
+    const ref = checkAgainstReference(m, run, prompt, [image], cfg, 'dims 20 and 40');
+    const sets = cfg.layers.map((l) => JSON.stringify(ref.sinks.get(l)));
+    assert.ok(new Set(sets).size > 1, `the layers find different sinks: ${sets.join(' ')}`);
+    assert.ok(cfg.layers.some((l) => ref.sinks.get(l)!.length > ref.visualSinks(l).length), 'some sinks are text tokens');
+    assert.ok(report(run).rows_edited > 0);
+  });
+
+  it('sinks are frozen after prefill (decode adds none), and a second request in the same slot recomputes them', async () => {
     const states: { isPrefill: boolean; flags: Map<number, number[]>; used: number }[] = [];
     const tapped: AnyCalibrator = {
       ...(varCalibrator as AnyCalibrator),
