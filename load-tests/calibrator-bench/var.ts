@@ -47,11 +47,31 @@ interface ImagePrompt {
   image: ImageInput;
 }
 
+/**
+ * Tokens per second of wall time and of this process's CPU time (user + system, every thread). On a
+ * shared machine the wall clock also counts the time other processes hold the cores; CPU time
+ * counts only the work done, so its ratios move much less from run to run.
+ */
+interface Rate {
+  wall: number;
+  cpu: number;
+}
+
+/** Runs `fn` and turns `tokens` into rates over its wall and CPU time. */
+async function timed(tokens: number, fn: () => Promise<void>): Promise<Rate> {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await fn();
+  const wall = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  return { wall: tokens / wall, cpu: tokens / ((cpu.user + cpu.system) / 1e6) };
+}
+
 interface VarBench {
   engine: EngineModel;
   config: VarConfig;
-  decodeRate(batch: number, calibrated: boolean, tokens: number): Promise<number>;
-  prefillRate(batch: number, calibrated: boolean): Promise<number>;
+  decodeRate(batch: number, calibrated: boolean, tokens: number): Promise<Rate>;
+  prefillRate(batch: number, calibrated: boolean): Promise<Rate>;
   /** VAR's report on one prefill of the prompt (what it found there). */
   probe(): Promise<Record<string, unknown>>;
 }
@@ -86,17 +106,13 @@ async function setUp(name: string, weights: DecoderWeights, vision: LlavaVision,
     /** Aggregate decode tokens/s of `batch` rows decoding together (their prefill and first token excluded). */
     async decodeRate(batch, calibrated, tokens) {
       const ids = submit(batch, tokens, calibrated);
-      await core.step(); // encode, the batched prefill and each row's first token
-      const t0 = performance.now();
-      await drain(ids);
-      return (batch * (tokens - 2)) / ((performance.now() - t0) / 1000);
+      await core.step(); // encode, the batched prefill and the first two tokens of each row
+      return timed(batch * (tokens - 2), () => drain(ids));
     },
     /** Prompt tokens/s: `batch` copies of the prompt in one step, image encoding included. */
     async prefillRate(batch, calibrated) {
       const ids = submit(batch, 1, calibrated);
-      const t0 = performance.now();
-      await drain(ids);
-      return (batch * prompt.ids.length) / ((performance.now() - t0) / 1000);
+      return timed(batch * prompt.ids.length, () => drain(ids));
     },
     async probe() {
       const [id] = submit(1, 1, true);
@@ -107,27 +123,31 @@ async function setUp(name: string, weights: DecoderWeights, vision: LlavaVision,
   };
 }
 
+type Pair = { plain: Rate; var: Rate };
+
 /** Medians of alternating plain/VAR runs. */
-async function alternate(run: (calibrated: boolean) => Promise<number>): Promise<{ plain: number; var: number }> {
-  const plain: number[] = [], withVar: number[] = [];
+async function alternate(run: (calibrated: boolean) => Promise<Rate>): Promise<Pair> {
+  const plain: Rate[] = [], withVar: Rate[] = [];
   for (let i = 0; i < REPEATS; i++) {
     plain.push(await run(false));
     withVar.push(await run(true));
   }
-  return { plain: median(plain), var: median(withVar) };
+  const med = (rs: Rate[]): Rate => ({ wall: median(rs.map((r) => r.wall)), cpu: median(rs.map((r) => r.cpu)) });
+  return { plain: med(plain), var: med(withVar) };
 }
 
-async function compare(bench: VarBench, decodeTokens: number, decodeOnly = false): Promise<{ rows: string[]; decode: Map<number, { plain: number; var: number }> }> {
+const line = (what: string, p: Pair) =>
+  `${what} plain ${pad(p.plain.wall)} tok/s   VAR ${pad(p.var.wall)} tok/s   ratio ${(p.var.wall / p.plain.wall).toFixed(3)}   by CPU time ${(p.var.cpu / p.plain.cpu).toFixed(3)}`;
+
+async function compare(bench: VarBench, decodeTokens: number, decodeOnly = false): Promise<{ rows: string[]; decode: Map<number, Pair> }> {
   for (const c of [false, true]) await bench.decodeRate(8, c, Math.min(decodeTokens, 32)); // warm-up
   const rows: string[] = [];
-  const decode = new Map<number, { plain: number; var: number }>();
+  const decode = new Map<number, Pair>();
   for (const batch of BATCHES) {
     const d = await alternate((c) => bench.decodeRate(batch, c, decodeTokens));
     decode.set(batch, d);
-    rows.push(`batch ${batch}  decode  plain ${pad(d.plain)} tok/s   VAR ${pad(d.var)} tok/s   ratio ${(d.var / d.plain).toFixed(3)}`);
-    if (decodeOnly) continue;
-    const p = await alternate((c) => bench.prefillRate(batch, c));
-    rows.push(`batch ${batch}  prefill plain ${pad(p.plain)} tok/s   VAR ${pad(p.var)} tok/s   ratio ${(p.var / p.plain).toFixed(3)}`);
+    rows.push(line(`batch ${batch}  decode `, d));
+    if (!decodeOnly) rows.push(line(`batch ${batch}  prefill`, await alternate((c) => bench.prefillRate(batch, c))));
   }
   return { rows, decode };
 }
@@ -170,8 +190,8 @@ export async function benchVar(): Promise<void> {
   const added = nodes.calibrated - nodes.plain;
   console.log(`graph nodes: plain ${nodes.plain}, with VAR ${nodes.calibrated} (+${added} in ${L - 2} compiled layers)`);
   for (const [batch, d] of decode) {
-    const stepPlain = (batch / d.plain) * 1e6, stepVar = (batch / d.var) * 1e6;
-    console.log(`batch ${batch}  decode step: plain ${pad(stepPlain, 1)} µs, VAR adds ${pad(stepVar - stepPlain, 1)} µs (${((stepVar - stepPlain) / added).toFixed(2)} µs per added node, its feeds included)`);
+    const stepPlain = (batch / d.plain.cpu) * 1e6, stepVar = (batch / d.var.cpu) * 1e6;
+    console.log(`batch ${batch}  decode step (CPU time): plain ${pad(stepPlain, 1)} µs, VAR adds ${pad(stepVar - stepPlain, 1)} µs (${((stepVar - stepPlain) / added).toFixed(2)} µs per added node, its feeds included)`);
   }
   if (!WIDE) return;
 
