@@ -16,9 +16,9 @@
  * Edited rows: text rows after the last image at prefill, the new row at decode. Visual keys are the
  * union of the row's image spans (a labelled generalisation: the official code takes one image).
  *
- * Gates that need no graph op: τ is fed per layer (+∞ on layers the row leaves alone and on decode
- * steps), and `min_image` per query row (+∞ on rows that are not edited, and on every row of a
- * request without VAR). Unselected rows, and rows with VAR off, pass the pattern through a `Where`,
+ * Gates that need no graph op: τ is fed per row, one for layers 2..L−2 and one for L−1 (+∞ when the
+ * row leaves L−1 alone, and both +∞ on decode steps), and `min_image` per query row (+∞ on rows that
+ * are not edited, and on every row of a request without VAR). Unselected rows, and rows with VAR off, pass the pattern through a `Where`,
  * so they are bit-identical to the plain graph.
  */
 import { z } from 'zod';
@@ -105,6 +105,7 @@ export function queryStart(images: readonly ImageSpan[]): number {
 
 const names = {
   tau: 'var.tau',
+  tauLast: 'var.tau_last',
   sinkDims: 'var.sink_dims',
   minImage: 'var.min_image',
   maxSinkRatio: 'var.max_sink_ratio',
@@ -127,8 +128,8 @@ function detectSinks(x: Value, ctx: FragmentContext): Value {
   // x / sqrt(mean(x²) + 1e-6) in fp32, no gain: RMSNorm with a unit scale.
   const z = g.op('SimplifiedLayerNormalization', [x, ones], { axis: attr.int(-1), epsilon: attr.float(VAR_EPS) });
   const phi = g.op('ReduceMax', [g.op('Mul', [g.op('Abs', [z]), dims])], { axes: attr.ints([-1]), keepdims: attr.int(0) }); // [B,T]
-  const tauAll = ctx.rowInput(names.tau, 'float32', [ctx.config.nLayers, 1, 1], Infinity); // [B,L,1,1]
-  const tau = g.op('Slice', [tauAll, i64([layer]), i64([layer + 1]), i64([1])]); // [B,1,1,1]
+  // One τ for layers 2..L−2, another for L−1 (which include_last_layer turns on); +∞ = no sinks.
+  const tau = ctx.rowInput(layer === ctx.config.nLayers - 1 ? names.tauLast : names.tau, 'float32', [1, 1, 1], Infinity); // [B,1,1,1]
   const over = g.op('Greater', [g.op('Unsqueeze', [phi, i64([1, 2])]), tau]); // [B,1,1,T]
   // Named as the state's update output, so the graph needs no Identity to emit it.
   return g.op('Cast', [over], { to: attr.int(FLOAT) }, `${names.sinks(layer)}.update`);
@@ -180,18 +181,15 @@ function redistribute(x: Value, ctx: FragmentContext): Value {
 
 /** Per-config feeds that never change between steps, built once per request config. */
 interface StaticFeeds {
-  tauPrefill: Float32Array;
   sinkDims: Float32Array;
 }
 const staticFeeds = new WeakMap<VarConfig, StaticFeeds>();
 function feedsFor(cfg: VarConfig): StaticFeeds {
   let f = staticFeeds.get(cfg);
   if (!f) {
-    const tauPrefill = new Float32Array(cfg.nLayers).fill(Infinity);
-    for (const l of cfg.layers) tauPrefill[l] = cfg.tau;
     const sinkDims = new Float32Array(cfg.dim);
     for (const d of cfg.sinkDims) sinkDims[d] = 1;
-    staticFeeds.set(cfg, (f = { tauPrefill, sinkDims }));
+    staticFeeds.set(cfg, (f = { sinkDims }));
   }
   return f;
 }
@@ -264,7 +262,10 @@ export const varCalibrator: Calibrator<VarConfig, VarMemo> = {
   writeInputs(cfg: VarConfig, row: RowStep, inputs: RowInputWriter) {
     const f = feedsFor(cfg);
     // Decode steps keep τ = +∞ (the identity): generated tokens are never sinks.
-    if (row.isPrefill) inputs.set(names.tau, f.tauPrefill);
+    if (row.isPrefill) {
+      inputs.set(names.tau, cfg.tau);
+      if (cfg.includeLastLayer) inputs.set(names.tauLast, cfg.tau);
+    }
     inputs.set(names.sinkDims, f.sinkDims);
     const start = queryStart(row.images);
     const minImage = new Float32Array(row.paddedNewTokens).fill(Infinity);
