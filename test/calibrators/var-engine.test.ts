@@ -125,6 +125,26 @@ describe('VAR in the engine (tiny-llava)', () => {
     bitIdentical(withVar, without, 'gray_noise');
   });
 
+  for (const [what, value] of [['recycle_fraction 0', { recycle_fraction: 0 }], ['empty sink_dims', { sink_dims: [] }]] as const) {
+    it(`identity: ${what} is bit-identical to the plain model, also through the calibrated graph`, async () => {
+      const cfg = resolve(value as Record<string, unknown>);
+      assert.equal(varCalibrator.isActive(cfg), false);
+      const prompt = tinyLlavaPrompt(m, 'What is in the picture?', 1);
+      const image = await tinyLlavaImage(m, 'half_bright.png');
+      const forced = await tinyLlavaEngineModel(m, { calibrators: [varCalibrator as AnyCalibrator], profile: facts.profile, plainFastPath: false });
+      assert.deepEqual((await forced.graphs.sessionFor([])).graph.owners, ['var'], 'rows without VAR run the calibrated graph too');
+      const calibrated = await varRun(new InProcessEngine(forced, {}, true), 'c', prompt, [image], cfg);
+      const without = await new InProcessEngine(plain, {}, true).run(imageRequest('p', prompt, [image], { maxTokens: DECODE, ignoreEos: true, promptLogprobs: 0 }));
+      bitIdentical(calibrated, without, what);
+    });
+  }
+
+  it('fragments sit in layers 2..L−1 only: layers 0 and 1 are never edited', async () => {
+    const graph = (await model.graphs.sessionFor(['var'])).graph;
+    assert.deepEqual(graph.states.filter((st) => st.owner === 'var').map((st) => st.name), ['var.sink.2', 'var.sink.3', 'var.sink.4']);
+    assert.deepEqual(graph.taps.filter((t) => t.owner === 'var').map((t) => t.name), ['edited.2', 'edited.3', 'edited.4']);
+  });
+
   it('VAR changes the output where there are visual sinks, and include_last_layer edits layer L−1 too', async () => {
     const prompt = tinyLlavaPrompt(m, 'What is in the picture?', 1);
     const image = await tinyLlavaImage(m, 'noise_two_bright.png');
