@@ -51,12 +51,37 @@ export function releasedSpatialScores(attn: readonly (readonly Float64Array[])[]
   return Array.from({ length: S }, (_, i) => attn.reduce((s, head) => s + head[i]!.reduce((a, b) => a + b, 0), 0) / attn.length);
 }
 
-/** IQR outliers: q3 + 1.5·(q3 − q1) with numpy-linear quartiles. */
-export function iqrOutliers(scores: readonly number[]): number[] {
+/** The outlier bound q3 + 1.5·(q3 − q1), with numpy-linear quartiles. */
+export function iqrBound(scores: readonly number[]): number {
   const q1 = percentile(scores, 25);
   const q3 = percentile(scores, 75);
-  const bound = q3 + 1.5 * (q3 - q1);
+  return q3 + 1.5 * (q3 - q1);
+}
+
+export function iqrOutliers(scores: readonly number[]): number[] {
+  const bound = iqrBound(scores);
   return scores.flatMap((v, i) => (v > bound ? [i] : []));
+}
+
+/**
+ * How far the selection is from flipping: the smallest gap between the k-th and (k+1)-th local and
+ * spatial scores, and between any summary score and the IQR bound. Float32 taps and this float64
+ * reference can only disagree on a set when a margin is within their rounding (~1e-7 here).
+ */
+export function selectionMargin(attentions: readonly (readonly (readonly Float64Array[])[])[], featureBlock: number, localRatio: number, spatialRatio: number): number {
+  const gapAt = (scores: number[], k: number) => {
+    const s = [...scores].sort((a, b) => b - a);
+    return k <= 0 || k >= s.length ? Infinity : s[k - 1]! - s[k]!;
+  };
+  const local = clsScores(attentions[0]!);
+  const P = local.length;
+  const summary = clsScores(attentions[featureBlock]!);
+  const bound = iqrBound(summary);
+  return Math.min(
+    gapAt(local, Math.trunc(P * localRatio)),
+    gapAt(patchColumnSums(attentions[0]!), Math.trunc(P * spatialRatio)),
+    ...summary.map((v) => Math.abs(v - bound)),
+  );
 }
 
 /** §3.1 for one image, from its vision attention maps (`attentions[block][head][query][key]`). */
