@@ -7,8 +7,13 @@ import { loadProfile, profileSchema, type ModelProfile } from '../models/profile
 import type { AnyCalibrator } from './calibrator.js';
 import { act } from './act.js';
 import { varCalibrator } from './var.js';
+import { paint } from './paint.js';
 
-export const CALIBRATORS: readonly AnyCalibrator[] = [act as AnyCalibrator, varCalibrator as AnyCalibrator];
+export const CALIBRATORS: readonly AnyCalibrator[] = [
+  act as AnyCalibrator,
+  varCalibrator as AnyCalibrator,
+  paint as AnyCalibrator,
+];
 
 export function calibratorById(id: string): AnyCalibrator | undefined {
   return CALIBRATORS.find((c) => c.id === id);

@@ -6,7 +6,7 @@
  * added, microseconds added per decode step). Then the same comparison on a seeded random
  * Llama-shaped model of 25M parameters, to show how the ratio moves with model width
  * (`BENCH_WIDE=0` skips it). Both sides run the same in-process engine loop, alternating, so
- * machine noise hits them alike.
+ * machine noise hits them alike. Then each vision calibrator's own section (calibrator-bench/).
  */
 import { readFile } from 'node:fs/promises';
 import { resolveModel } from '../models/resolve.js';
@@ -26,6 +26,7 @@ import type { EngineEvent, GenerationRequest } from '../src/engine/types.js';
 import { syntheticDecoder } from './synthetic-decoder.js';
 import { machineHeader, median } from './report.js';
 import { benchVar } from './calibrator-bench/var.js';
+import { benchPaint } from './calibrator-bench/paint.js';
 
 const MODEL = process.env.BENCH_MODEL ?? 'stories260K';
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 5);
@@ -148,11 +149,12 @@ async function main(): Promise<void> {
   }
 }
 
-/** `BENCH_SECTIONS=act,var` (default: all) picks the calibrators measured. */
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'act,var').split(',').map((x) => x.trim()));
+/** `BENCH_SECTIONS=act,var,paint` (default: all) picks the calibrators measured. */
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'act,var,paint').split(',').map((x) => x.trim()));
 async function run(): Promise<void> {
   if (SECTIONS.has('act')) await main();
   if (SECTIONS.has('var')) await benchVar();
+  if (SECTIONS.has('paint')) await benchPaint({ repeats: REPEATS, decodeTokens: DECODE_TOKENS, wideDecodeTokens: WIDE_DECODE_TOKENS, wide: WIDE, log: console.log });
 }
 
 run().catch((e: unknown) => {

@@ -82,8 +82,9 @@ describe('LVLM over HTTP: tiny-llava', () => {
   });
 
   it('two images in one prompt, and a non-square image larger than the tower\'s input (resized, then cropped)', async () => {
-    const wide = await sharp({ create: { width: 64, height: 40, channels: 3, background: { r: 240, g: 240, b: 240 } } })
-      .composite([{ input: { create: { width: 20, height: 40, channels: 3, background: { r: 10, g: 20, b: 120 } } }, left: 44, top: 0 }])
+    // 400×260: large enough that the server transforms it on its worker thread.
+    const wide = await sharp({ create: { width: 400, height: 260, channels: 3, background: { r: 240, g: 240, b: 240 } } })
+      .composite([{ input: { create: { width: 120, height: 260, channels: 3, background: { r: 10, g: 20, b: 120 } } }, left: 280, top: 0 }])
       .png()
       .toBuffer();
     const r = await postJson<Chat>(`${s.url}/v1/chat/completions`, {
