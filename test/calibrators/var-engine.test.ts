@@ -15,7 +15,11 @@ import {
 import { VarReference } from '../reference/var-reference.js';
 import { varCalibrator, type VarConfig, type VarMemo } from '../../calibrators/var.js';
 import { act } from '../../calibrators/act.js';
-import { loadModelProfile } from '../../calibrators/index.js';
+import { CALIBRATORS, loadModelProfile } from '../../calibrators/index.js';
+import { paint } from '../../calibrators/paint.js';
+import { paintHook, referenceSelection } from '../reference/paint-reference.js';
+import { ReferenceVision } from '../reference/vision-reference.js';
+import type { HookFn } from '../reference/reference-forward.js';
 import type { AnyCalibrator, ModelFacts } from '../../calibrators/calibrator.js';
 import type { EngineModel } from '../../src/engine/engine-core.js';
 import type { RenderedPrompt } from '../../src/api/chat-prompt.js';
@@ -44,19 +48,19 @@ interface VarReport {
 const report = (r: RunResult) => r.finish!.calibration.var as VarReport;
 
 /** The run against the float64 reference with VAR hooks: logits, sink sets and edited rows. */
-function checkAgainstReference(m: TinyLlava, run: RunResult, prompt: RenderedPrompt, images: readonly ImageInput[], cfg: VarConfig, what: string): VarReference {
+function checkAgainstReference(m: TinyLlava, run: RunResult, prompt: RenderedPrompt, images: readonly ImageInput[], cfg: VarConfig, what: string, before: HookFn[] = []): VarReference {
   assert.equal(run.error, null, what);
   const ref = new VarReference(
     { recycle: cfg.recycleFraction, minNonsinkRatio: cfg.minNonsinkRatio, minImageAttention: cfg.minImageAttention, tau: cfg.tau, sinkDims: cfg.sinkDims, layers: cfg.layers },
     prompt.images, prompt.ids.length);
-  const out = referenceRun(m, prompt, images, run.tokenIds, [['*', ref.hook]]);
+  const out = referenceRun(m, prompt, images, run.tokenIds.slice(0, -1), [...before.map((h) => ['*', h] as ['*', HookFn]), ['*', ref.hook]]);
   for (const [layer, phis] of ref.phis) for (const [pos, v] of phis) assert.ok(Math.abs(v - cfg.tau) > MARGIN, `${what}: φ at layer ${layer} position ${pos} is ${v}, too close to τ`);
   for (const d of ref.decisions) {
     assert.ok(Math.abs(d.sinkRatio - (1 - cfg.minNonsinkRatio)) > MARGIN && Math.abs(d.imageMass - cfg.minImageAttention) > MARGIN, `${what}: a decision sits on a threshold`);
   }
   let worst = 0;
   out.promptLogits.forEach((logits, p) => (worst = Math.max(worst, maxAbsDiff(run.logits.get(p)!, logits))));
-  out.stepLogits.slice(0, run.tokenIds.length - 1).forEach((logits, s) => (worst = Math.max(worst, maxAbsDiff(run.logits.get(prompt.ids.length + s)!, logits))));
+  out.stepLogits.forEach((logits, s) => (worst = Math.max(worst, maxAbsDiff(run.logits.get(prompt.ids.length + s)!, logits))));
   assert.ok(worst < TOLERANCE, `${what}: worst logit difference ${worst}`);
 
   const rep = report(run);
@@ -86,7 +90,7 @@ describe('VAR in the engine (tiny-llava)', () => {
   before(async () => {
     m = await loadTinyLlava();
     const profile = loadModelProfile('tiny-llava', null);
-    model = await tinyLlavaEngineModel(m, { calibrators: [act as AnyCalibrator, varCalibrator as AnyCalibrator], profile });
+    model = await tinyLlavaEngineModel(m, { calibrators: CALIBRATORS, profile });
     plain = await tinyLlavaEngineModel(m);
     facts = model.facts;
   });
@@ -181,6 +185,21 @@ describe('VAR in the engine (tiny-llava)', () => {
     assert.ok(new Set(sets).size > 1, `the layers find different sinks: ${sets.join(' ')}`);
     assert.ok(cfg.layers.some((l) => ref.sinks.get(l)!.length > ref.visualSinks(l).length), 'some sinks are text tokens');
     assert.ok(report(run).rows_edited > 0);
+  });
+
+  it('VAR with PAINT on one row composes in registry order: VAR selects on attention that includes PAINT\'s score edit', async () => {
+    const prompt = tinyLlavaPrompt(m, 'What is in the picture?', 1);
+    const image = await tinyLlavaImage(m, 'noise_two_bright.png');
+    const cfg = resolve({ include_last_layer: true });
+    const paintCfg = paint.resolve({ alpha: 0.7, beta: 0.4 }, facts);
+    const run = await new InProcessEngine(model, {}, true).run({
+      ...imageRequest('vp', prompt, [image], { maxTokens: DECODE, ignoreEos: true, promptLogprobs: 0 }, { var: cfg, paint: paintCfg }), calibrationDetail: 'full',
+    });
+    const selection = referenceSelection(new ReferenceVision(m.vision.weights).forward(image.pixels).attentions, facts.vision!.featureBlock, paintCfg.localRatio, paintCfg.spatialRatio);
+    const ref = checkAgainstReference(m, run, prompt, [image], cfg, 'VAR with PAINT', [paintHook(paintCfg, prompt.images, [selection], prompt.ids.length)]);
+    assert.ok(ref.editedDecode > 0);
+    const varOnly = await varRun(new InProcessEngine(model, {}, true), 'v', prompt, [image], cfg);
+    assert.ok(maxAbsDiff(varOnly.logits.get(prompt.ids.length)!, run.logits.get(prompt.ids.length)!) > 1e-4, 'PAINT changes the result');
   });
 
   it('sinks are frozen after prefill (decode adds none), and a second request in the same slot recomputes them', async () => {
