@@ -20,7 +20,7 @@ import { scoreSpans } from '../../src/eval/scorer.js';
 import { resolveCalibration } from '../../src/eval/calibration-arg.js';
 import type { VarConfig } from '../../calibrators/var.js';
 import { loadTinyLlava, referenceRun, tinyLlavaImage, tinyLlavaPrompt, type TinyLlava } from '../helpers/tiny-llava.js';
-import { repoRoot } from '../helpers/models-dir.js';
+import { modelsDir, repoRoot } from '../helpers/models-dir.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 import { VarReference } from '../reference/var-reference.js';
 
@@ -72,7 +72,8 @@ describe('image items through the eval path (tiny-llava, real engine worker)', (
   let task: Extract<PreparedTask, { kind: 'mc' }>;
   before(async () => {
     m = await loadTinyLlava();
-    const model = await loadEvalModel('tiny-llava');
+    // By path: the shared models directory need not be in ATTUNE_MODELS_DIR.
+    const model = await loadEvalModel(join(modelsDir, 'tiny-llava'));
     ctx = await imagePromptContext(model);
     engine = await startEvalEngine(model, model.profile);
     const all = (await loadDataset(ITEMS)) as Extract<Dataset, { kind: 'mc' }>;
