@@ -6,8 +6,12 @@ import type { z } from 'zod';
 import { loadProfile, profileSchema, type ModelProfile } from '../models/profiles/profile.js';
 import type { AnyCalibrator } from './calibrator.js';
 import { act } from './act.js';
+import { vhr } from './vhr.js';
 
-export const CALIBRATORS: readonly AnyCalibrator[] = [act as AnyCalibrator];
+export const CALIBRATORS: readonly AnyCalibrator[] = [
+  act as AnyCalibrator,
+  vhr as AnyCalibrator,
+];
 
 export function calibratorById(id: string): AnyCalibrator | undefined {
   return CALIBRATORS.find((c) => c.id === id);
