@@ -25,6 +25,7 @@ import { act, defaultActLayers, type ActConfig } from '../calibrators/act.js';
 import type { EngineEvent, GenerationRequest } from '../src/engine/types.js';
 import { syntheticDecoder } from './synthetic-decoder.js';
 import { machineHeader, median } from './report.js';
+import { benchVhr } from './calibrator-bench/vhr.js';
 
 const MODEL = process.env.BENCH_MODEL ?? 'stories260K';
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 5);
@@ -147,7 +148,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e: unknown) => {
+main()
+  .then(() => benchVhr({ repeats: REPEATS, decodeTokens: DECODE_TOKENS, wide: WIDE }))
+  .catch((e: unknown) => {
   console.error(e);
   process.exit(1);
 });

@@ -1,0 +1,153 @@
+/**
+ * VHR's section of `npm run bench:calibrators`: what a request with VHR costs against the same
+ * request without it, side by side in one process (alternating runs, medians), on tiny-llava and on
+ * the wide random LLaVA (load-tests/synthetic-llava.ts), at batch 1 and 8:
+ *  - time to first token: submit → first token of each row (the image encode, VHR's text-only
+ *    prepass, and the with-image prefill that selects the heads);
+ *  - decode tokens/s after the first token (the fragment's per-step cost with the heads frozen).
+ * Images are random pixels; prompts are BOS, a few text tokens, one image's tokens, then more text.
+ * Only VHR is compiled in, so the figures are its own; a server compiles every registered
+ * calibrator into one calibrated graph, and the node counts of both are printed.
+ */
+import { resolveModel } from '../../models/resolve.js';
+import { loadDecoderWeights } from '../../models/load-decoder.js';
+import { loadLlavaVision, type LlavaVision } from '../../models/checkpoint/llava-vision.js';
+import type { DecoderWeights } from '../../models/checkpoint/decoder-weights.js';
+import { loadTokenizer } from '../../models/tokenizers/load-tokenizer.js';
+import type { Tokenizer } from '../../models/tokenizers/tokenizer.js';
+import type { AnyCalibrator } from '../../calibrators/calibrator.js';
+import { CALIBRATORS } from '../../calibrators/index.js';
+import { vhr, type VhrConfig } from '../../calibrators/vhr.js';
+import { EngineCore, type EngineModel } from '../../src/engine/engine-core.js';
+import { EngineOptionsSchema } from '../../src/engine/engine-options.js';
+import { buildEngineModel } from '../../src/engine/load-engine-model.js';
+import { GREEDY_DEFAULTS } from '../../src/engine/sampling/defaults.js';
+import type { EngineEvent, GenerationRequest } from '../../src/engine/types.js';
+import { RowRng } from '../../src/engine/sampling/rng.js';
+import { syntheticLlava } from '../synthetic-llava.js';
+import { median } from '../report.js';
+
+const BATCHES = [1, 8];
+/** Text tokens before and after the image (LLaVA-1.5's "USER: <image>\n{question} ASSISTANT:" is about this split). */
+const TEXT_BEFORE = 4;
+const TEXT_AFTER = 28;
+
+export interface VhrBenchOptions {
+  repeats: number;
+  /** Tokens decoded per decode run. */
+  decodeTokens: number;
+  /** Also measure the wide random LLaVA. */
+  wide: boolean;
+}
+
+const pad = (x: number, digits = 0) => x.toFixed(digits).padStart(7);
+
+interface Side {
+  ttftMs: number;
+  decodeRate: number;
+}
+
+class VhrBench {
+  private readonly core: EngineCore;
+  private readonly firstTokenAt = new Map<string, number>();
+  private readonly done = new Set<string>();
+  private readonly rng = RowRng.fromSeed(11);
+  private seq = 0;
+
+  constructor(readonly engine: EngineModel, private readonly cfg: VhrConfig, private readonly promptIds: number[], private readonly imagePixels: number) {
+    // Room for 8 requests with their prepasses at once.
+    this.core = new EngineCore(engine, EngineOptionsSchema.parse({ maxBatch: 16, prefillChunk: 512, maxPrefillTokensPerStep: 4096 }), (events: EngineEvent[]) => {
+      const now = performance.now();
+      for (const e of events) {
+        if (e.type === 'tokens' && e.tokenIds.length && !this.firstTokenAt.has(e.id)) this.firstTokenAt.set(e.id, now);
+        if (e.type === 'finish' || e.type === 'error') this.done.add(e.id);
+        if (e.type === 'error') throw new Error(`bench request failed: ${e.message}`);
+      }
+    });
+  }
+
+  private submit(withVhr: boolean, maxTokens: number): string {
+    const id = `r${this.seq++}`;
+    const pixels = Float32Array.from({ length: this.imagePixels }, () => this.rng.nextUniform() * 2 - 1);
+    const start = 1 + TEXT_BEFORE;
+    const req: GenerationRequest = {
+      id,
+      promptIds: this.promptIds,
+      images: { spans: [{ image: 0, start, length: this.promptIds.filter((t) => t === 0).length }], inputs: [{ pixels, key: id }] },
+      sampling: { ...GREEDY_DEFAULTS, maxTokens, ignoreEos: true },
+      calibration: withVhr ? { vhr: this.cfg } : {},
+    };
+    this.core.submit(req);
+    return id;
+  }
+
+  private async stepUntil(done: () => boolean): Promise<void> {
+    while (!done()) await this.core.step();
+  }
+
+  /** `batch` requests submitted together: median TTFT over the rows, then aggregate decode tokens/s. */
+  async run(batch: number, withVhr: boolean, decodeTokens: number): Promise<Side> {
+    const t0 = performance.now();
+    const ids = Array.from({ length: batch }, () => this.submit(withVhr, decodeTokens));
+    await this.stepUntil(() => ids.every((id) => this.firstTokenAt.has(id)));
+    const ttftMs = median(ids.map((id) => this.firstTokenAt.get(id)! - t0));
+    const t1 = performance.now();
+    await this.stepUntil(() => ids.every((id) => this.done.has(id)));
+    return { ttftMs, decodeRate: (batch * (decodeTokens - 1)) / ((performance.now() - t1) / 1000) };
+  }
+}
+
+/** BOS, text, the image's placeholder tokens (id 0), text; text ids avoid 0 and the stop ids. */
+function benchPrompt(tokensPerImage: number, vocab: number): number[] {
+  const rng = RowRng.fromSeed(5);
+  const text = (n: number) => Array.from({ length: n }, () => 3 + Math.floor(rng.nextUniform() * (vocab - 3)));
+  return [1, ...text(TEXT_BEFORE), ...new Array<number>(tokensPerImage).fill(0), ...text(TEXT_AFTER)];
+}
+
+async function benchModel(title: string, parts: { weights: DecoderWeights; vision: LlavaVision; tokenizer: Tokenizer; imagePixels: number }, opts: VhrBenchOptions): Promise<void> {
+  const build = (calibrators: readonly AnyCalibrator[]) => buildEngineModel({
+    name: title, weights: parts.weights, vision: parts.vision, tokenizer: parts.tokenizer, profile: {}, calibrators, options: { threads: 1, providers: [], plainFastPath: true },
+  });
+  const engine = await build([vhr as AnyCalibrator]);
+  const cfg = vhr.resolve(true, engine.facts);
+  const tokensPerImage = engine.facts.vision!.tokensPerImage;
+  const prompt = benchPrompt(tokensPerImage, parts.weights.config.vocabSize);
+  const bench = new VhrBench(engine, cfg, prompt, parts.imagePixels);
+  const { nLayers: L, nHeads: H } = parts.weights.config;
+
+  await bench.run(8, false, 8); // warm-up
+  await bench.run(8, true, 8);
+  console.log(`\n${title}: VHR (alpha ${cfg.alpha}, layers ${cfg.layers.join(',')} of ${L}, ${H} heads) vs plain; prompt ${prompt.length} tokens = ${prompt.length - tokensPerImage} text + ${tokensPerImage} image (the text-only prepass: ${prompt.length - tokensPerImage}); decode ${opts.decodeTokens} tokens; medians of ${opts.repeats} alternating runs`);
+  for (const batch of BATCHES) {
+    const plain: Side[] = [], withVhr: Side[] = [];
+    for (let i = 0; i < opts.repeats; i++) {
+      plain.push(await bench.run(batch, false, opts.decodeTokens));
+      withVhr.push(await bench.run(batch, true, opts.decodeTokens));
+    }
+    const m = (xs: Side[], k: keyof Side) => median(xs.map((x) => x[k]));
+    const ttft = { plain: m(plain, 'ttftMs'), vhr: m(withVhr, 'ttftMs') };
+    const dec = { plain: m(plain, 'decodeRate'), vhr: m(withVhr, 'decodeRate') };
+    const ratios = withVhr.map((v, i) => v.ttftMs / plain[i]!.ttftMs);
+    console.log(`batch ${batch}  TTFT    plain ${pad(ttft.plain, 2)} ms      VHR ${pad(ttft.vhr, 2)} ms      ratio ${(ttft.vhr / ttft.plain).toFixed(3)} (runs ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}; target ≤ 2.1)`);
+    const decRatios = withVhr.map((v, i) => v.decodeRate / plain[i]!.decodeRate);
+    console.log(`batch ${batch}  decode  plain ${pad(dec.plain)} tok/s   VHR ${pad(dec.vhr)} tok/s   ratio ${(dec.vhr / dec.plain).toFixed(3)} (runs ${Math.min(...decRatios).toFixed(2)}–${Math.max(...decRatios).toFixed(2)}; target ≥ 0.9)`);
+  }
+  const [plainGraph, vhrGraph] = await Promise.all([engine.graphs.sessionFor([]), engine.graphs.sessionFor(['vhr'])]);
+  const all = await (await build(CALIBRATORS)).graphs.sessionFor(CALIBRATORS.map((c) => c.id));
+  console.log(`graph nodes: plain ${plainGraph.graph.nodeCount}, with VHR ${vhrGraph.graph.nodeCount} (+${vhrGraph.graph.nodeCount - plainGraph.graph.nodeCount} in ${L} layers), with every registered calibrator (${CALIBRATORS.map((c) => c.id).join(', ')}) ${all.graph.nodeCount}`);
+}
+
+export async function benchVhr(opts: VhrBenchOptions): Promise<void> {
+  const tiny = await resolveModel('tiny-llava');
+  const weights = await loadDecoderWeights(tiny);
+  await benchModel('tiny-llava', {
+    weights, vision: await loadLlavaVision(tiny.dir), tokenizer: await loadTokenizer(tiny, { vocabSize: weights.config.vocabSize }), imagePixels: 3 * 32 * 32,
+  }, opts);
+  if (!opts.wide) return;
+  const wide = syntheticLlava();
+  const c = wide.weights.config;
+  const params = c.nLayers * (4 * c.dim * c.dim + 3 * c.dim * c.hiddenDim) + c.vocabSize * c.dim;
+  await benchModel(`random LLaVA, ${(params / 1e6).toFixed(1)}M-parameter decoder (dim ${c.dim}, ${c.nLayers} layers, ${c.nHeads} heads)`, {
+    weights: wide.weights, vision: wide.vision, tokenizer: await loadTokenizer(tiny, { vocabSize: c.vocabSize }), imagePixels: wide.imageSize,
+  }, { ...opts, decodeTokens: Math.min(opts.decodeTokens, 64) });
+}
