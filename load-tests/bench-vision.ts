@@ -6,8 +6,10 @@
  *   - encoder: the vision graph in onnxruntime at batch 1 and 4, on tiny-llava and on a seeded random
  *     tower of CLIP ViT-L/14-336 shape (LLaVA-1.5's: 24 layers, width 1024, 577 tokens, features from
  *     hidden state −2, projector to 4096) built in memory.
- * Each section is a `BenchSection`; a time-to-first-token section (an image chat beside a text-only
- * chat of the same token count) is added to SECTIONS the same way once the engine takes images.
+ *   - ttft: time to first token over real HTTP (a streamed chat to a server on loopback around a real
+ *     engine worker) of an image chat beside a text-only chat of the same prompt token count, on
+ *     tiny-llava, alternating, so the difference is what the image costs: preprocessing, the encoder
+ *     call and the splice.
  *
  * Env: BENCH_MODEL (default tiny-llava), BENCH_SECTIONS (comma list of section ids, default all),
  * BENCH_THREADS (ORT intra-op threads, default 1 like the engine's --threads), BENCH_REPEATS (runs per
@@ -25,6 +27,10 @@ import { resolveModel } from '../models/resolve.js';
 import { decodeImage } from '../src/api/images/decode.js';
 import { preprocessImage, preprocessRgb } from '../src/api/images/preprocess.js';
 import { VisionSession } from '../src/engine/vision-session.js';
+import { loadModelAssets } from '../src/api/model-assets.js';
+import { EngineClient } from '../src/engine/engine-client.js';
+import { buildServer } from '../src/server.js';
+import type { AddressInfo } from 'node:net';
 import { machineHeader, median } from './report.js';
 import { CLIP_VIT_L_336, syntheticVision } from './synthetic-vision.js';
 
@@ -141,7 +147,66 @@ const encoder: BenchSection = {
 };
 
 // The time-to-first-token comparison (image chat vs text-only chat of the same token count) joins here.
-const SECTIONS: BenchSection[] = [preprocessing, encoder];
+/** Milliseconds from sending a streamed chat to its first chunk that carries a token. */
+async function streamedTtft(url: string, body: Record<string, unknown>): Promise<{ ms: number; promptTokens: number }> {
+  const t0 = performance.now();
+  const res = await fetch(`${url}/v1/chat/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...body, stream: true, return_token_ids: true, max_tokens: 4, temperature: 0 }),
+  });
+  if (!res.ok || !res.body) throw new Error(`chat failed: ${res.status} ${await res.text()}`);
+  let first: number | null = null;
+  let promptTokens = 0;
+  const decoder = new TextDecoder();
+  for await (const bytes of res.body) {
+    for (const line of decoder.decode(bytes as Uint8Array, { stream: true }).split('\n')) {
+      if (!line.startsWith('data: {')) continue;
+      const chunk = JSON.parse(line.slice(6)) as { prompt_token_ids?: number[]; choices: { token_ids?: number[] }[] };
+      if (chunk.prompt_token_ids) promptTokens = chunk.prompt_token_ids.length;
+      if (first === null && chunk.choices.some((c) => c.token_ids?.length)) first = performance.now() - t0;
+    }
+  }
+  if (first === null) throw new Error('the stream carried no token');
+  return { ms: first, promptTokens };
+}
+
+const ttft: BenchSection = {
+  id: 'ttft',
+  title: 'time to first token over HTTP, tiny-llava: an image chat beside a text-only chat of the same prompt length (streamed, 1 engine thread)',
+  async run(ctx) {
+    const model = await resolveModel('tiny-llava');
+    const engine = await EngineClient.start({ model, engine: { threads: THREADS } });
+    const app = buildServer({ logLevel: 'silent' }, { engine, ...(await loadModelAssets(model)) });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    try {
+      const png = await readFile(join(ctx.tinyDir, 'images', 'half_bright.png'));
+      const imageChat = {
+        messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/png;base64,${png.toString('base64')}` } }, { type: 'text', text: 'What is in the picture?' }] }],
+      };
+      const { promptTokens } = await streamedTtft(url, imageChat);
+      // A text-only prompt of the same length: words added until the rendered prompt has as many tokens.
+      let words = 1;
+      let textChat = { messages: [{ role: 'user', content: 'the' }] };
+      while ((await streamedTtft(url, textChat)).promptTokens < promptTokens) textChat = { messages: [{ role: 'user', content: 'the '.repeat(++words).trim() }] };
+      const text = (await streamedTtft(url, textChat)).promptTokens;
+      const image: number[] = [], plain: number[] = [];
+      for (let i = 0; i < REPEATS; i++) {
+        image.push((await streamedTtft(url, imageChat)).ms);
+        plain.push((await streamedTtft(url, textChat)).ms);
+      }
+      const a = median(image), b = median(plain);
+      console.log(`  image chat, ${promptTokens} prompt tokens (16 from the image): ${ms(a)} median of ${REPEATS}`);
+      console.log(`  text-only chat, ${text} prompt tokens:                  ${ms(b)}`);
+      console.log(`  image ÷ text: ${(a / b).toFixed(2)}×, +${ms(a - b)} for the image (decode, preprocess, encode, splice)`);
+    } finally {
+      await app.close();
+      await engine.close();
+    }
+  },
+};
+
+const SECTIONS: BenchSection[] = [preprocessing, encoder, ttft];
 
 async function main(): Promise<void> {
   const wanted = process.env.BENCH_SECTIONS?.split(',').map((s) => s.trim());

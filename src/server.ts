@@ -112,7 +112,10 @@ export function buildServer(input: ServerConfigInput, deps: ServerDeps): Fastify
     },
   };
   app.decorate('attune', controls);
-  app.addHook('onClose', async () => ctx.readiness.dispose());
+  app.addHook('onClose', async () => {
+    ctx.readiness.dispose();
+    await ctx.images?.close();
+  });
   app.addHook('preClose', async () => {
     setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS).unref();
   });

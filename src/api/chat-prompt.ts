@@ -73,9 +73,11 @@ export function renderChatPrompt(messages: readonly ChatMessageInput[], addGener
 
 /**
  * The processor step of an LVLM: each placeholder in the rendered text becomes `tokensPerImage`
- * copies of the image token. The text between placeholders is encoded piece by piece, the pieces
- * after a placeholder as continuations (no dummy-prefix space), as HF tokenizers treat text after
- * an added token.
+ * copies of the image token. When the tokenizer knows the placeholder as one added token (HF
+ * tokenizers of LLaVA checkpoints), the whole text is encoded at once, exactly as transformers'
+ * processor does, and each image token is then repeated. Otherwise (a llama2.c tokenizer) the text
+ * between placeholders is encoded piece by piece, the pieces after a placeholder as continuations
+ * (no dummy-prefix space), as an added token would leave them.
  */
 function expandImages(body: string, lead: number[], expected: number, facts: ImagePromptFacts, tokenizer: Tokenizer): Omit<RenderedPrompt, 'text'> {
   const pieces = body.split(facts.placeholder);
@@ -91,6 +93,17 @@ function expandImages(body: string, lead: number[], expected: number, facts: Ima
   }
   const ids = [...lead];
   const images: ImageSpan[] = [];
+  const asOne = tokenizer.encode(facts.placeholder);
+  if (asOne.length === 1 && asOne[0] === facts.imageTokenId) {
+    for (const id of tokenizer.encode(body)) {
+      if (id !== facts.imageTokenId) ids.push(id);
+      else {
+        images.push({ image: images.length, start: ids.length, length: facts.tokensPerImage });
+        for (let t = 0; t < facts.tokensPerImage; t++) ids.push(id);
+      }
+    }
+    return { ids, images };
+  }
   pieces.forEach((piece, k) => {
     if (k > 0) {
       images.push({ image: k - 1, start: ids.length, length: facts.tokensPerImage });

@@ -33,6 +33,8 @@ export interface ServedModel {
 export interface ServedImages {
   prompt: ImagePromptFacts;
   preparer: ImagePreparer;
+  /** Stops the threads preprocessing uses (when the server closes). */
+  close(): Promise<void>;
 }
 
 export interface ServerContext {

@@ -69,6 +69,19 @@ export function encodePrompts(raw: readonly RawPrompt[], tokenizer: Tokenizer, l
   });
 }
 
+/**
+ * An LVLM's image token stands for an image's features; /v1/completions has no images to fill it,
+ * so a prompt that holds one (as an id, or text the tokenizer maps to it) is refused.
+ */
+export function refuseImageTokens(prompts: readonly Prompt[], imageTokenId: number, raw: readonly RawPrompt[]): void {
+  prompts.forEach((p, i) => {
+    const j = p.ids.indexOf(imageTokenId);
+    if (j < 0) return;
+    const param = raw[i]!.kind === 'ids' ? `${p.param}.${j}` : p.param;
+    throw badRequest(`${param}: token id ${imageTokenId} is the model's image token; send images as image_url parts to /v1/chat/completions`, param, 'image_token_without_image');
+  });
+}
+
 /** A prompt longer than this cannot fit the context anyway; refusing it early bounds tokenizer work. */
 export function checkPromptChars(chars: number, param: string, maxPromptChars: number): void {
   if (chars > maxPromptChars) {

@@ -3,6 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { HfTokenizer, loadHfTokenizer } from '../../models/tokenizers/hf-tokenizer.js';
+import { compileChatTemplate, renderChatPrompt } from '../../src/api/chat-prompt.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 
 /** A small SentencePiece-style BPE with byte fallback, laid out as Llama's tokenizer.json. */
@@ -129,5 +130,24 @@ describe('HF tokenizer', () => {
       await writeFile(join(bare, 'tokenizer.json'), JSON.stringify({ model: { type: 'Nope' } }));
       await assert.rejects(loadHfTokenizer(bare), /cannot build the tokenizer/);
     });
+  });
+
+  it('an LVLM prompt with the placeholder as an added token: encoded whole, as transformers\' processor does, then expanded', () => {
+    const json = llamaStyleTokenizer();
+    const IMAGE = 277;
+    (json.added_tokens as unknown[]).push({ id: IMAGE, content: '<image>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    const tok = HfTokenizer.create(json, llamaConfig);
+    const template = compileChatTemplate("{% for m in messages %}{% for p in m['content'] %}{% if p['type'] == 'image' %}<image>\n{% else %}{{ p['text'] }}{% endif %}{% endfor %}{% endfor %}");
+    const image = { type: 'image_url' as const, image_url: { url: 'data:,', detail: undefined } };
+    const prompt = renderChatPrompt([{ role: 'user', content: [{ type: 'text', text: 'hello ' }, image, { type: 'text', text: 'world' }, image] }], false, {
+      tokenizer: tok, template, maxPromptChars: 10_000, images: { placeholder: '<image>', imageTokenId: IMAGE, tokensPerImage: 3 },
+    }, 2);
+    // The library's own encoding of the rendered text, with each image token repeated.
+    const whole = tok.encode('hello <image>\nworld<image>\n', { addBos: true });
+    assert.deepEqual(prompt.ids, whole.flatMap((id) => (id === IMAGE ? [IMAGE, IMAGE, IMAGE] : [id])));
+    assert.deepEqual(prompt.images, [
+      { image: 0, start: whole.indexOf(IMAGE), length: 3 },
+      { image: 1, start: whole.lastIndexOf(IMAGE) + 2, length: 3 },
+    ]);
   });
 });

@@ -10,7 +10,7 @@ import { unsupported } from '../errors.js';
 import { CompletionsResponder } from '../generation/completions-responder.js';
 import { execute, fanOut, responseId, streamSettings } from '../generation/execute.js';
 import { checkModelName } from '../model-name.js';
-import { encodePrompts, splitPrompts } from '../prompts.js';
+import { encodePrompts, refuseImageTokens, splitPrompts } from '../prompts.js';
 import { buildSampling, resolveMaxTokens } from '../sampling.js';
 import { parseWith } from '../validation.js';
 
@@ -33,6 +33,7 @@ export const completionsRoute: FastifyPluginAsync<RouteOptions> = async (app, { 
       // Echo with logprobs and prompt_logprobs read the same engine pass: compute the larger top-N.
       const echoed = body.echo && body.logprobs !== null ? body.logprobs : null;
       const promptLogprobs = echoed === null ? body.prompt_logprobs : Math.max(echoed, body.prompt_logprobs ?? 0);
+      if (ctx.images) refuseImageTokens(prompts, ctx.images.prompt.imageTokenId, raw);
       for (const p of prompts) checkCalibrationPrompt(calibration, ctx.calibrators, { promptIds: p.ids, images: [] }, ctx.facts);
       const perPrompt = prompts.map((p) => {
         const maxTokens = resolveMaxTokens(p.ids.length, p.param, body.max_tokens, 'max_tokens', model);
