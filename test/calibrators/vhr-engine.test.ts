@@ -10,7 +10,7 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { InProcessEngine, maxAbsDiff, request, type RunResult } from '../helpers/engine-harness.js';
 import {
-  imageRequest, loadTinyLlava, referenceRun, tinyLlavaEngineModel, tinyLlavaImage, tinyLlavaPrompt, type TinyLlava,
+  imageRequest, loadTinyLlava, tinyLlavaEngineModel, tinyLlavaImage, tinyLlavaPrompt, type TinyLlava,
 } from '../helpers/tiny-llava.js';
 import { vhr, defaultVhrLayers, inputNames, type VhrConfig, type VhrMemo } from '../../calibrators/vhr.js';
 import type { AnyCalibrator, Taps } from '../../calibrators/calibrator.js';
@@ -20,9 +20,8 @@ import type { RenderedPrompt } from '../../src/api/chat-prompt.js';
 import type { ImageInput } from '../../src/engine/types.js';
 import type { DecoderWeights } from '../../models/checkpoint/decoder-weights.js';
 import { ReferenceDecoder } from '../reference/reference-forward.js';
-import {
-  reinforceHooks, selectLayerByLayer, selectUnreinforced, textOnlyOutputs, type PromptRunner, type VhrSelection,
-} from '../reference/vhr-reference.js';
+import { reinforceHooks, textOnlyOutputs } from '../reference/vhr-reference.js';
+import { vhrReferenceRun, type VhrReferenceRun } from '../helpers/vhr-tiny-llava.js';
 
 const TOLERANCE = 1e-4;
 const DECODE = 30;
@@ -30,23 +29,7 @@ const DECODE = 30;
 type VhrReport = { active: true; alpha: number; layers: number[]; heads_selected: number; heads_selected_per_layer: Record<string, number>; heads: Record<string, number[]>; vhd: Record<string, number[]> };
 const reportOf = (r: RunResult): VhrReport => r.finish!.calibration.vhr as VhrReport;
 
-interface Reference {
-  selection: VhrSelection;
-  unreinforced: VhrSelection;
-  promptLogits: Float64Array[];
-  stepLogits: Float64Array[];
-}
-
-/** VHR in float64: O_T from the cut prompt, layer-by-layer selection, then the reinforced run fed `continuation`. */
-function vhrReference(m: TinyLlava, prompt: RenderedPrompt, images: readonly ImageInput[], cfg: VhrConfig, continuation: readonly number[]): Reference {
-  const text = textOnlyOutputs(m.weights, withoutImages(prompt.ids, prompt.images));
-  const runner: PromptRunner = (hooks) => void referenceRun(m, prompt, images, [], hooks);
-  const selection = selectLayerByLayer(runner, text, cfg);
-  const { promptLogits, stepLogits } = referenceRun(m, prompt, images, continuation, reinforceHooks(selection.heads, cfg.alpha));
-  return { selection, unreinforced: selectUnreinforced(runner, text, cfg), promptLogits, stepLogits };
-}
-
-function worstLogitDiff(run: RunResult, prompt: RenderedPrompt, ref: Reference): number {
+function worstLogitDiff(run: RunResult, prompt: RenderedPrompt, ref: VhrReferenceRun): number {
   let worst = 0;
   ref.promptLogits.forEach((logits, p) => (worst = Math.max(worst, maxAbsDiff(run.logits.get(p)!, logits))));
   ref.stepLogits.slice(0, run.tokenIds.length - 1).forEach((logits, s) => (worst = Math.max(worst, maxAbsDiff(run.logits.get(prompt.ids.length + s)!, logits))));
@@ -106,7 +89,7 @@ describe('VHR in the engine (tiny-llava)', () => {
         await engine.drain();
         assert.equal(run.error, null);
         assert.equal(run.tokenIds.length, DECODE);
-        const ref = vhrReference(m, prompt, [images.get(image)!], cfg, run.tokenIds);
+        const ref = vhrReferenceRun(m, prompt, [images.get(image)!], cfg, run.tokenIds);
         const report = reportOf(run);
         const worst = worstLogitDiff(run, prompt, ref);
         assert.ok(worst < TOLERANCE, `${image}: worst logit difference ${worst}`);
@@ -130,7 +113,7 @@ describe('VHR in the engine (tiny-llava)', () => {
     const engine = new InProcessEngine(model, {}, true);
     const run = vhrRun(engine, 'lbl', cfg, 'checker.png');
     await engine.drain();
-    const ref = vhrReference(m, prompt, [images.get('checker.png')!], cfg, run.tokenIds);
+    const ref = vhrReferenceRun(m, prompt, [images.get('checker.png')!], cfg, run.tokenIds);
     const report = reportOf(run);
     // Layer 1 is first: both references select it from the same (unreinforced) outputs.
     assert.deepEqual(ref.unreinforced.heads[1], ref.selection.heads[1]);
