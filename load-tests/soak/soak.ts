@@ -49,6 +49,13 @@ export interface SoakOptions {
   heapBoundMb?: number;
   /** Progress lines; none by default. */
   log?: (line: string) => void;
+  /** What to send; default the stories260K mix (workload.ts). */
+  workload?: SoakWorkload;
+}
+
+/** A source of planned requests (workload.ts for text models, vhr-workload.ts for an LVLM). */
+export interface SoakWorkload {
+  next(): PlannedRequest;
 }
 
 export interface SoakReport {
@@ -262,7 +269,7 @@ export async function runSoak(target: SoakTarget, opts: SoakOptions): Promise<So
   const sampleEveryMs = opts.sampleEveryMs ?? 500;
   const rssBoundMb = opts.rssBoundMb ?? 64;
   const heapBoundMb = opts.heapBoundMb ?? 8;
-  const workload = new Workload(opts.seed);
+  const workload = opts.workload ?? new Workload(opts.seed);
   const violations: string[] = [];
   const violation = (line: string) => {
     // Bounded, so a broken server cannot make the report itself a memory leak.
