@@ -13,16 +13,19 @@
  *         the filter is on and (with the guard) std(vhd) > 1,
  *       H_l = { h : vhd[h] > sorted(vhd)[(H−1)//2] }  (the lower median),
  *     and the heads of H_l are scaled by α at every position before o_proj, so before the next layer.
- *  3. H_l is kept in per-row state and frozen: decode steps scale the same heads.
+ *  3. H_l is kept in per-row state, as per-head gains (α selected, 1 not), and frozen: decode steps
+ *     scale the same heads.
  *
  * The fragment is compiled into every layer of an LVLM; a per-row, per-layer gain (α on the request's
  * target layers, exactly 1 elsewhere) says where the scaling applies, so requests choose their layers.
- * Off rows and off layers multiply by exactly 1: bit-identical to the plain graph. Text-only models
- * get no fragment (VHR needs an image), so their calibrated graph pays nothing for it.
+ * The selection is an `If` branch taken only on steps where some row selects; other steps (every
+ * decode step) read the gains back from state and multiply. Gains start at 1 in every slot, so off
+ * rows, off layers and unselected heads multiply by exactly 1: bit-identical to the plain graph.
+ * Text-only models get no fragment (VHR needs an image), so their calibrated graph pays nothing for it.
  */
 import { z } from 'zod';
 import { attr, type GraphBuilder, type Value } from '../models/onnx/graph-builder.js';
-import type { FragmentContext, HookFragment } from '../models/compiler/hooks.js';
+import { DIM, type FragmentContext, type HookFragment } from '../models/compiler/hooks.js';
 import type { ModelProfile } from '../models/profiles/profile.js';
 import { withoutImages } from '../src/engine/sequences.js';
 import { CalibrationConfigError, type Calibrator, type CalibrationDetail, type ModelFacts, type RowStep } from './calibrator.js';
@@ -107,9 +110,9 @@ function checkProfile(model: ModelFacts): void {
 }
 
 export const inputNames = {
-  /** [L,1,1,1] f32: α on target layers, exactly 1 elsewhere (identity 1). */
-  gain: 'vhr.gain',
-  /** [1] bool: this step is the with-image prefill, which selects the heads. */
+  /** [L,1,1,1] f32: α on the request's target layers, exactly 1 elsewhere (identity 1). */
+  layerGain: 'vhr.layer_gain',
+  /** [1,1,1] bool: this step is the with-image prefill, which selects the heads. */
   select: 'vhr.select',
   /** [1] bool: VHD is the squared distance (else its square root). */
   squared: 'vhr.squared',
@@ -117,14 +120,14 @@ export const inputNames = {
   filterAboveStd: 'vhr.filter_above_std',
   /** [L,H,1,hd] f32: O_T, the text-only head outputs at the last prompt row. */
   text: 'vhr.text',
-  /** State [L,H]: 1 for selected heads, frozen after the with-image prefill. */
-  heads: 'vhr.heads',
+  /** State [L,H,1,1], initially 1: each head's gain, α for the selected heads of target layers, frozen after the with-image prefill. */
+  headGain: 'vhr.head_gain',
 } as const;
 
 export const tapNames = {
   /** [L,H,hd]: every layer's head outputs at the last new row (what a prepass hands over). */
   zLast: 'z_last',
-  /** [L,H]: VHD per layer and head at the last new row, before the outlier filter. */
+  /** [L,H]: VHD per layer and head at the last new row, before the outlier filter (only on a step where some row selects). */
   vhd: 'vhd',
 } as const;
 
@@ -132,17 +135,63 @@ export const tapNames = {
 interface Collected {
   zLast: Value[];
   vhd: Value[];
-  heads: Value[];
+  gains: Value[];
   state: { value: Value; setNext(next: Value): void };
 }
 const collected = new WeakMap<GraphBuilder, Collected>();
 
-/** Mean + unbiased std over the last axis (torch.mean + torch.std), keepdims; also returns the std. */
+/** Mean + unbiased std over one axis (torch.mean + torch.std), keepdims; also returns the std. */
 function meanPlusStd(g: GraphBuilder, x: Value, axis: number, n: number): { threshold: Value; std: Value } {
   const mean = g.op('ReduceMean', [x], { axes: attr.ints([axis]), keepdims: attr.int(1) });
   const sumSq = g.op('ReduceSumSquare', [g.op('Sub', [x, mean])], { axes: attr.ints([axis]), keepdims: attr.int(1) });
   const std = g.op('Sqrt', [g.op('Div', [sumSq, g.constFloat(n - 1)])]);
   return { threshold: g.op('Add', [mean, std]), std };
+}
+
+/** The per-row inputs of one graph, declared once. */
+function rowInputs(ctx: FragmentContext) {
+  const { nLayers: L, nHeads: H, headDim: hd } = ctx.config;
+  return {
+    text: ctx.rowInput(inputNames.text, 'float32', [L, H, 1, hd], 0), // [B,L,H,1,hd]
+    layerGain: ctx.rowInput(inputNames.layerGain, 'float32', [L, 1, 1, 1], 1), // [B,L,1,1,1]
+    select: ctx.rowInput(inputNames.select, 'bool', [1, 1, 1], 0), // [B,1,1,1]
+    squared: ctx.rowInput(inputNames.squared, 'bool', [1], 1), // [B,1]
+    filterAboveStd: ctx.rowInput(inputNames.filterAboveStd, 'float32', [1], Infinity), // [B,1]
+  };
+}
+
+/**
+ * One layer's selection (spec §3.3) for every row of the step, as an `If` branch: VHD of the last
+ * row's head outputs against O_T, the outlier filter, the lower median, and the heads' gains (α for
+ * the selected heads of a target layer, else 1) for rows that select this step; the other rows keep
+ * theirs. Outputs `[gains, vhd]`, both [B,H,1,1].
+ */
+function selectionBranch(g: GraphBuilder, ctx: FragmentContext, zLast: Value, previous: Value): GraphBuilder {
+  const { nHeads: H } = ctx.config;
+  const i64 = (v: number | number[]) => g.constInt64(v);
+  const layer = i64(ctx.layer);
+  const { text, layerGain, select, squared, filterAboveStd } = rowInputs(ctx);
+  const b = g.subgraph(`vhr_select_${ctx.layer}`);
+  const textL = b.op('Gather', [text, layer], { axis: attr.int(1) }); // [B,H,1,hd]
+  const sq = b.op('ReduceSumSquare', [b.op('Sub', [zLast, textL])], { axes: attr.ints([2, 3]), keepdims: attr.int(0) }); // [B,H]
+  const vhd = b.op('Where', [squared, sq, b.op('Sqrt', [sq])]);
+  // Outliers: both VHD and TA (‖O_T‖²) above their mean + std, and the filter on for the row (with
+  // the guard: std(VHD) > 1, on the chosen distance scale, before any zeroing).
+  const ta = b.op('ReduceSumSquare', [textL], { axes: attr.ints([2, 3]), keepdims: attr.int(0) }); // [B,H]
+  const v = meanPlusStd(b, vhd, 1, H);
+  const high = b.op('And', [b.op('Greater', [vhd, v.threshold]), b.op('Greater', [ta, meanPlusStd(b, ta, 1, H).threshold])]);
+  const outlier = b.op('And', [high, b.op('Greater', [v.std, filterAboveStd])]);
+  const filtered = b.op('Where', [outlier, b.constFloat(0), vhd]);
+  // The lower median sorted[(H−1)//2]: the largest of the (H−1)//2 + 1 smallest.
+  const k = Math.floor((H - 1) / 2) + 1;
+  const smallest = b.opMulti('TopK', [filtered, i64([k])], 2, { axis: attr.int(1), largest: attr.int(0), sorted: attr.int(1) })[0]!;
+  const median = b.op('Slice', [smallest, i64([k - 1]), i64([k]), i64([1])]); // [B,1]
+  const toGrid = (x: Value) => b.op('Unsqueeze', [x, i64([2, 3])]); // [B,H] → [B,H,1,1]
+  const selected = toGrid(b.op('Greater', [filtered, median]));
+  const gains = b.op('Where', [selected, b.op('Gather', [layerGain, layer], { axis: attr.int(1) }), b.constFloat(1)]);
+  b.output(b.op('Where', [select, gains, previous]), 'float32', [DIM.batch, H, 1, 1]);
+  b.output(toGrid(vhd), 'float32', [DIM.batch, H, 1, 1]);
+  return b;
 }
 
 function buildFragment(compiledLayers: readonly number[]) {
@@ -151,17 +200,11 @@ function buildFragment(compiledLayers: readonly number[]) {
     const { g, layer, config } = ctx;
     const { nLayers: L, nHeads: H, headDim: hd } = config;
     const i64 = (v: number | number[]) => g.constInt64(v);
-    const layerIndex = i64(layer); // a scalar index: Gather drops the layer axis
-
-    // ---- per graph ------------------------------------------------------------------------------
-    const text = ctx.rowInput(inputNames.text, 'float32', [L, H, 1, hd], 0); // [B,L,H,1,hd]
-    const gain = ctx.rowInput(inputNames.gain, 'float32', [L, 1, 1, 1], 1); // [B,L,1,1,1]
-    const select = ctx.rowInput(inputNames.select, 'bool', [1], 0); // [B,1]
-    const squared = ctx.rowInput(inputNames.squared, 'bool', [1], 1); // [B,1]
-    const filterAboveStd = ctx.rowInput(inputNames.filterAboveStd, 'float32', [1], Infinity); // [B,1]
+    const { select } = rowInputs(ctx);
     let acc = collected.get(g);
     if (!acc) {
-      acc = { zLast: [], vhd: [], heads: [], state: ctx.rowState(inputNames.heads, [L, H], 'overwrite') };
+      // Initially 1: rows that never select (VHR off, prepasses) scale nothing.
+      acc = { zLast: [], vhd: [], gains: [], state: ctx.rowState(inputNames.headGain, [L, H, 1, 1], 'overwrite', 1) };
       collected.set(g, acc);
     }
     // Each row's last real new row, as a GatherElements index over [B,H,T,hd]: [B,H,1,hd].
@@ -169,59 +212,44 @@ function buildFragment(compiledLayers: readonly number[]) {
       const last = g.op('ArgMax', [g.op('Cast', [ctx.geometry('lastQuery')], { to: attr.int(1) })], { axis: attr.int(1), keepdims: attr.int(1) }); // [B,1]
       return g.op('Expand', [g.op('Unsqueeze', [last, i64([2, 3])]), i64([1, H, 1, hd])]);
     });
-    // TA's outlier test needs only O_T: every layer at once. [B,L,H] bool.
-    const taHigh = ctx.shared('ta_high', () => {
-      const ta = g.op('ReduceSumSquare', [text], { axes: attr.ints([3, 4]), keepdims: attr.int(0) }); // [B,L,H]
-      return g.op('Greater', [ta, meanPlusStd(g, ta, 2, H).threshold]);
-    });
+    // Does any row select this step? Decode steps never do: they skip the selection subgraph.
+    const anySelect = ctx.shared('any_select', () =>
+      g.op('Cast', [g.op('ReduceMax', [g.op('Cast', [select], { to: attr.int(1) })], { keepdims: attr.int(0) })], { to: attr.int(9) }));
 
-    // ---- this layer ------------------------------------------------------------------------------
     const zLast = g.op('GatherElements', [zIn, lastIndex], { axis: attr.int(2) }); // [B,H,1,hd]
-    const textL = g.op('Gather', [text, layerIndex], { axis: attr.int(1) }); // [B,H,1,hd]
-    const sq = g.op('ReduceSumSquare', [g.op('Sub', [zLast, textL])], { axes: attr.ints([2, 3]), keepdims: attr.int(0) }); // [B,H]
-    const vhd = g.op('Where', [squared, sq, g.op('Sqrt', [sq])]);
-    // Outliers (spec §3.3): both VHD and TA above their mean + std, and the filter on for this row
-    // (with the guard: std(vhd) > 1, on the chosen distance scale, before any zeroing).
-    const v = meanPlusStd(g, vhd, 1, H);
-    const filterOn = g.op('Greater', [v.std, filterAboveStd]); // [B,1]
-    const outlier = g.op('And', [g.op('And', [g.op('Greater', [vhd, v.threshold]), g.op('Gather', [taHigh, layerIndex], { axis: attr.int(1) })]), filterOn]);
-    const filtered = g.op('Where', [outlier, g.constFloat(0), vhd]);
-    // The lower median sorted[(H−1)//2]: the largest of the (H−1)//2 + 1 smallest.
-    const k = Math.floor((H - 1) / 2) + 1;
-    const smallest = g.opMulti('TopK', [filtered, i64([k])], 2, { axis: attr.int(1), largest: attr.int(0), sorted: attr.int(1) })[0]!;
-    const median = g.op('Slice', [smallest, i64([k - 1]), i64([k]), i64([1])]); // [B,1]
-    const selected = g.op('Cast', [g.op('Greater', [filtered, median])], { to: attr.int(1) }); // [B,H] 0/1
-    // Selected at the with-image prefill, frozen afterwards.
-    const heads = g.op('Where', [select, selected, g.op('Gather', [acc.state.value, layerIndex], { axis: attr.int(1) })]);
-    // α on the selected heads of target layers, exactly 1 everywhere else: z·1 is z bit for bit.
-    const headGain = g.op('Where', [
-      g.op('Unsqueeze', [g.op('Cast', [heads], { to: attr.int(9) }), i64([2, 3])]), // [B,H,1,1]
-      g.op('Gather', [gain, layerIndex], { axis: attr.int(1) }), // [B,1,1,1]
-      g.constFloat(1),
-    ]);
+    const previous = g.op('Gather', [acc.state.value, i64(layer)], { axis: attr.int(1) }); // [B,H,1,1]
+    const keep = g.subgraph(`vhr_keep_${layer}`);
+    keep.output(previous, 'float32', [DIM.batch, H, 1, 1]);
+    keep.output(previous, 'float32', [DIM.batch, H, 1, 1]); // no VHD on a step without a selection
+    const [gains, vhd] = g.opMulti('If', [anySelect], 2, {
+      then_branch: attr.graph(selectionBranch(g, ctx, zLast, previous)),
+      else_branch: attr.graph(keep),
+    }) as [Value, Value];
 
     acc.zLast.push(zLast);
     acc.vhd.push(vhd);
-    acc.heads.push(heads);
+    acc.gains.push(gains);
     if (layer === lastCompiled) {
-      if (acc.heads.length !== L) throw new Error(`VHR's fragment must be compiled into every layer in order (got ${acc.heads.length} of ${L})`);
+      if (acc.gains.length !== L) throw new Error(`VHR's fragment must be compiled into every layer in order (got ${acc.gains.length} of ${L})`);
       const stack = (vs: Value[], dims: number[]) => g.op('Reshape', [g.op('Concat', vs, { axis: attr.int(1) }), i64([0, ...dims])]);
-      acc.state.setNext(stack(acc.heads, [L, H]));
+      acc.state.setNext(stack(acc.gains, [L, H, 1, 1]));
       ctx.tap(tapNames.zLast, stack(acc.zLast, [L, H, hd]), [L, H, hd]);
       ctx.tap(tapNames.vhd, stack(acc.vhd, [L, H]), [L, H]);
     }
-    return g.op('Mul', [zIn, headGain]);
+    // Gains are exactly 1 on every head not selected, every layer not targeted and every row
+    // without VHR: z·1 is z bit for bit.
+    return g.op('Mul', [zIn, gains]);
   };
 }
 
 /** Per-config feeds that never change between steps, built once. */
-const gains = new WeakMap<VhrConfig, Float32Array>();
-function gainFeed(cfg: VhrConfig): Float32Array {
-  let gain = gains.get(cfg);
+const layerGains = new WeakMap<VhrConfig, Float32Array>();
+function layerGainFeed(cfg: VhrConfig): Float32Array {
+  let gain = layerGains.get(cfg);
   if (!gain) {
     gain = new Float32Array(cfg.nLayers).fill(1);
     for (const l of cfg.layers) gain[l] = cfg.alpha;
-    gains.set(cfg, gain);
+    layerGains.set(cfg, gain);
   }
   return gain;
 }
@@ -289,21 +317,23 @@ export const vhr: Calibrator<VhrConfig, VhrMemo> = {
   },
 
   writeInputs(cfg, row, inputs, memo) {
-    inputs.set(inputNames.gain, gainFeed(cfg));
-    inputs.set(inputNames.squared, cfg.distance === 'sq_l2' ? 1 : 0);
-    inputs.set(inputNames.filterAboveStd, !cfg.outlierFilter ? Infinity : cfg.outlierGuard ? GUARD_STD : -Infinity);
+    // Only the selecting step reads VHR's inputs; every other step reads the gains from state.
     if (!isSelectStep(row)) return;
     if (!memo.text) throw new Error('VHR\'s with-image prefill ran before its text-only pass');
     inputs.set(inputNames.select, 1);
+    inputs.set(inputNames.layerGain, layerGainFeed(cfg));
+    inputs.set(inputNames.squared, cfg.distance === 'sq_l2' ? 1 : 0);
+    inputs.set(inputNames.filterAboveStd, !cfg.outlierFilter ? Infinity : cfg.outlierGuard ? GUARD_STD : -Infinity);
     inputs.set(inputNames.text, memo.text);
   },
 
   afterStep(cfg, row, memo, taps) {
     if (!isSelectStep(row)) return;
-    const state = row.state(inputNames.heads);
+    const gains = row.state(inputNames.headGain);
     const vhd = taps.get(tapNames.vhd)!.data;
     const H = cfg.nHeads;
-    memo.heads = perLayer(cfg.layers, (l) => Array.from({ length: H }, (_, h) => h).filter((h) => state[l * H + h]! > 0));
+    // Target layers have α ≠ 1 (an active config), so a head is selected where its gain is not 1.
+    memo.heads = perLayer(cfg.layers, (l) => Array.from({ length: H }, (_, h) => h).filter((h) => gains[l * H + h] !== 1));
     memo.vhd = perLayer(cfg.layers, (l) => Array.from(vhd.subarray(l * H, (l + 1) * H)));
   },
 

@@ -139,7 +139,7 @@ describe('VHR in the engine (tiny-llava)', () => {
       afterStep(c, row, memo, taps) {
         vhr.afterStep!(c as VhrConfig, row, memo as VhrMemo, taps);
         mainSteps++;
-        states.push(Float32Array.from(row.state(inputNames.heads)));
+        states.push(Float32Array.from(row.state(inputNames.headGain)));
       },
     };
     const engine = new InProcessEngine({ ...model, calibrators: new Map([['vhr', tapped]]) }, {}, true);
@@ -163,7 +163,11 @@ describe('VHR in the engine (tiny-llava)', () => {
     assert.equal(states.length, DECODE, 'one prefill step and 29 decode steps');
     for (const s of states.slice(1)) assert.deepEqual(s, states[0]);
     const report = reportOf(run);
-    for (const l of cfg.layers) assert.deepEqual(report.heads[l], Array.from({ length: H }, (_, h) => h).filter((h) => states[0]![l * H + h] === 1));
+    for (let l = 0; l < L; l++) {
+      const gains = Array.from(states[0]!.subarray(l * H, (l + 1) * H));
+      const expected = Array.from({ length: H }, (_, h) => (report.heads[l]?.includes(h) ? cfg.alpha : 1));
+      assert.deepEqual(gains, expected, `layer ${l}: α on the selected heads of target layers, 1 elsewhere`);
+    }
     assert.ok(run.finish!.timing.prepassMs > 0, 'the prepass time is recorded');
     assert.ok(run.finish!.timing.prepassMs <= run.finish!.timing.prefillMs);
   });

@@ -66,14 +66,15 @@ interface FragmentRow {
   z: number[][][];
   /** O_T, [H][hd] (the prepass's tap); needed on the selecting step. */
   text?: number[][];
-  /** A prefill of the whole prompt (selects), or a decode step reading `heads` from state. */
+  /** A prefill of the whole prompt (selects), or a decode step reading the gains from state. */
   select: boolean;
-  heads?: number[];
+  /** The per-head gains in state before the step (a new slot's: all 1). */
+  gains?: number[];
 }
 
 interface FragmentResult {
   z: number[][][];
-  heads: number[];
+  gains: number[];
   vhd: number[];
   zLast: number[][];
 }
@@ -99,16 +100,16 @@ describe('VHR test vectors: the graph fragment in onnxruntime', () => {
     const feeds: Record<string, ort.Tensor> = {};
     const z = new Float32Array(B * H * T * HD);
     const last = new Uint8Array(B * T);
-    const state = new Float32Array(B * H);
+    const state = new Float32Array(B * H).fill(host.states.find((st) => st.name === inputNames.headGain)!.initial!);
     rows.forEach((r, b) => {
       const n = r.z[0]!.length;
       r.z.forEach((rowsOfHead, h) => rowsOfHead.forEach((v, t) => z.set(v, ((b * H + h) * T + t) * HD)));
       last[b * T + n - 1] = 1;
-      if (r.heads) state.set(r.heads, b * H);
+      if (r.gains) state.set(r.gains, b * H);
     });
     feeds.z = new ort.Tensor('float32', z, [B, H, T, HD]);
     feeds[GEOMETRY.lastQuery.name] = new ort.Tensor('bool', last, [B, T]);
-    feeds[inputNames.heads] = new ort.Tensor('float32', state, [B, 1, H]);
+    feeds[inputNames.headGain] = new ort.Tensor('float32', state, [B, 1, H, 1, 1]);
     for (const spec of host.rowInputs) {
       const dims = spec.dims as number[];
       const per = dims.reduce((a, d) => a * d, 1);
@@ -127,12 +128,12 @@ describe('VHR test vectors: the graph fragment in onnxruntime', () => {
     }
     const out = await session.run(feeds);
     const scaled = out.scaled!.data as Float32Array;
-    const heads = out[`${inputNames.heads}.update`]!.data as Float32Array;
+    const gains = out[`${inputNames.headGain}.update`]!.data as Float32Array;
     const vhd = out[tapOutputName('vhr', tapNames.vhd)]!.data as Float32Array;
     const zLast = out[tapOutputName('vhr', tapNames.zLast)]!.data as Float32Array;
     return rows.map((r, b) => ({
       z: r.z.map((rowsOfHead, h) => rowsOfHead.map((_, t) => Array.from(scaled.subarray(((b * H + h) * T + t) * HD, ((b * H + h) * T + t + 1) * HD)))),
-      heads: Array.from(heads.subarray(b * H, (b + 1) * H)),
+      gains: Array.from(gains.subarray(b * H, (b + 1) * H)),
       vhd: Array.from(vhd.subarray(b * H, (b + 1) * H)),
       zLast: Array.from({ length: H }, (_, h) => Array.from(zLast.subarray((b * H + h) * HD, (b * H + h + 1) * HD))),
     }));
@@ -140,7 +141,7 @@ describe('VHR test vectors: the graph fragment in onnxruntime', () => {
 
   /** A prompt of three rows whose last row is the with-image output. */
   const prompt = (last: number[][]) => last.map((v, h) => [[h, -1], [0.25, 2], v]);
-  const selected = (heads: number[]) => heads.flatMap((x, h) => (x === 1 ? [h] : []));
+  const selected = (gains: number[]) => gains.flatMap((x, h) => (x !== 1 ? [h] : []));
   const selectRow = (cfg: VhrConfig, scale = 1): FragmentRow => ({ cfg, z: prompt(withImage(scale)), text: TEXT, select: true });
 
   it('computes VHD at the last row against O_T: the spec vectors exactly', async () => {
@@ -151,14 +152,14 @@ describe('VHR test vectors: the graph fragment in onnxruntime', () => {
 
   it('filter on, guard off → {1, 2}; filter off → {2, 3}; guard on (std 3.97) → {1, 2}', async () => {
     const rs = await run([selectRow(resolve({ outlier_guard: false })), selectRow(resolve({ outlier_filter: false })), selectRow(resolve({}))]);
-    assert.deepEqual(rs.map((r) => selected(r.heads)), [[1, 2], [2, 3], [1, 2]]);
+    assert.deepEqual(rs.map((r) => selected(r.gains)), [[1, 2], [2, 3], [1, 2]]);
   });
 
   it('guard at a tenth of the distances (std 0.397): on skips the filter → {2, 3}; off zeroes head 3 → {1, 2}', async () => {
     const scale = 1 / Math.sqrt(10);
     const rs = await run([selectRow(resolve({}), scale), selectRow(resolve({ outlier_guard: false }), scale)]);
     rs.forEach((r) => VHD.forEach((v, h) => assert.ok(Math.abs(r.vhd[h]! - v / 10) < 1e-6)));
-    assert.deepEqual(rs.map((r) => selected(r.heads)), [[2, 3], [1, 2]]);
+    assert.deepEqual(rs.map((r) => selected(r.gains)), [[2, 3], [1, 2]]);
   });
 
   it('ties at the lower median are not selected', async () => {
@@ -169,7 +170,7 @@ describe('VHR test vectors: the graph fragment in onnxruntime', () => {
       { cfg: resolve({ outlier_guard: false }), z: prompt(at([4, 4, 4, 4])), text, select: true },
     ]);
     assert.deepEqual(rs.map((r) => r.vhd), [[1, 4, 4, 9], [4, 4, 4, 4]]);
-    assert.deepEqual(rs.map((r) => selected(r.heads)), [[3], []]);
+    assert.deepEqual(rs.map((r) => selected(r.gains)), [[3], []]);
   });
 
   it('distance: o_v = [3, 4] against o_T = [0, 0] is 25 squared and 5 plain', async () => {
@@ -182,7 +183,9 @@ describe('VHR test vectors: the graph fragment in onnxruntime', () => {
 
   it('scales every row of the selected heads by α, leaves the others bit-identical, and passes rows with VHR off through', async () => {
     const z = prompt(withImage());
-    const [on, off] = await run([selectRow(resolve({ alpha: 1.5, outlier_guard: false })), { cfg: null, z, select: false, heads: [1, 1, 1, 1] }]);
+    const [on, off] = await run([selectRow(resolve({ alpha: 1.5, outlier_guard: false })), { cfg: null, z, select: false }]);
+    assert.deepEqual(on!.gains, [1, 1.5, 1.5, 1]);
+    assert.deepEqual(off!.gains, [1, 1, 1, 1], 'a row without VHR keeps its slot\'s initial gains');
     on!.z.forEach((rowsOfHead, h) => rowsOfHead.forEach((v, t) => {
       const original = Float32Array.from(z[h]![t]!);
       assert.deepEqual(v, Array.from([1, 2].includes(h) ? original.map((x) => Math.fround(x * 1.5)) : original), `head ${h} row ${t}`);
@@ -190,19 +193,19 @@ describe('VHR test vectors: the graph fragment in onnxruntime', () => {
     assert.deepEqual(off!.z, z.map((rowsOfHead) => rowsOfHead.map((v) => Array.from(Float32Array.from(v)))));
   });
 
-  it('decode steps read the frozen heads from state, whatever the new row\'s distances, and keep the state', async () => {
+  it('decode steps read the frozen gains from state, whatever the new row\'s distances, and keep the state', async () => {
     const cfg = resolve({ alpha: 2, outlier_guard: false });
     const step = [[[5, 5]], [[1, 1]], [[0.5, 0]], [[2, 2]]];
-    const [r] = await run([{ cfg, z: step, select: false, heads: [1, 0, 0, 1] }]);
-    assert.deepEqual(r!.heads, [1, 0, 0, 1]);
+    const [r] = await run([{ cfg, z: step, select: false, gains: [2, 1, 1, 2] }]);
+    assert.deepEqual(r!.gains, [2, 1, 1, 2]);
     assert.deepEqual(r!.z, [[[10, 10]], [[1, 1]], [[0.5, 0]], [[4, 4]]]);
   });
 
-  it('a layer outside the request\'s list is not scaled, though its heads are selected', async () => {
+  it('feeds α only for the request\'s layers (a layer outside its list keeps gain 1 on every head)', async () => {
     const facts2: ModelFacts = { ...FACTS, config: { nLayers: 2, nHeads: H, headDim: HD } as DecoderConfig };
     const cfg = vhr.resolve({ layers: [1] }, facts2);
-    const gain = new Map<string, ArrayLike<number> | number>();
-    vhr.writeInputs(cfg, { past: 0, newTokens: 1, promptLength: 1, isPrefill: true, images: [], capacity: 0, fedCap: 0, paddedNewTokens: 1, state: () => new Float32Array(0) }, { set: (n, v) => void gain.set(n, v) }, { ...vhr.createMemo(cfg), text: new Float32Array(2 * H * HD) });
-    assert.deepEqual(Array.from(gain.get(inputNames.gain) as Float32Array), [1, 2]);
+    const fed = new Map<string, ArrayLike<number> | number>();
+    vhr.writeInputs(cfg, { past: 0, newTokens: 1, promptLength: 1, isPrefill: true, images: [], capacity: 0, fedCap: 0, paddedNewTokens: 1, state: () => new Float32Array(0) }, { set: (n, v) => void fed.set(n, v) }, { ...vhr.createMemo(cfg), text: new Float32Array(2 * H * HD) });
+    assert.deepEqual(Array.from(fed.get(inputNames.layerGain) as Float32Array), [1, 2]);
   });
 });
