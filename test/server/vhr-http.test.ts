@@ -19,6 +19,7 @@ import type { AnyCalibrator } from '../../calibrators/calibrator.js';
 import { parseCalibration } from '../../src/api/calibration.js';
 import { ApiError } from '../../src/api/errors.js';
 import { visionFacts } from '../../models/vision-model.js';
+import { computeTokenLogprobs } from '../../src/engine/sampling/logprobs.js';
 
 const fixture = (file: string) => `data:image/png;base64,${readFileSync(tinyLlavaImagePath(file)).toString('base64')}`;
 const userTurn = (text: string, ...urls: string[]) => [{ role: 'user', content: [...urls.map((url) => ({ type: 'image_url', image_url: { url } })), { type: 'text', text }] }];
@@ -28,13 +29,8 @@ type Chat = ChatCompletion & {
   calibration?: { vhr?: Record<string, unknown> };
 };
 
-function logSoftmax(logits: Float64Array): Float64Array {
-  let max = -Infinity;
-  for (const v of logits) max = Math.max(max, v);
-  let sum = 0;
-  for (const v of logits) sum += Math.exp(v - max);
-  return logits.map((v) => v - max - Math.log(sum));
-}
+/** The reference's logprob of a token, through the server's own log-softmax (float32 logits in, float64 sums). */
+const referenceLogprob = (logits: Float64Array, token: number) => computeTokenLogprobs(Float32Array.from(logits), token, 0).logprob;
 
 describe('VHR over HTTP: tiny-llava', () => {
   let s: TestServer;
@@ -71,7 +67,7 @@ describe('VHR over HTTP: tiny-llava', () => {
     const content = r.body.choices[0]!.logprobs!.content!;
     generated.forEach((t, k) => {
       const logits = k === 0 ? ref.promptLogits.at(-1)! : ref.stepLogits[k - 1]!;
-      assert.ok(Math.abs(content[k]!.logprob - logSoftmax(logits)[t]!) < 1e-4, `token ${k}`);
+      assert.ok(Math.abs(content[k]!.logprob - referenceLogprob(logits, t)) < 1e-4, `token ${k}`);
     });
 
     const metrics = await scrape(s.url);
