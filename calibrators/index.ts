@@ -7,10 +7,12 @@ import { loadProfile, profileSchema, type ModelProfile } from '../models/profile
 import type { AnyCalibrator } from './calibrator.js';
 import { act } from './act.js';
 import { vhr } from './vhr.js';
+import { paint } from './paint.js';
 
 export const CALIBRATORS: readonly AnyCalibrator[] = [
   act as AnyCalibrator,
   vhr as AnyCalibrator,
+  paint as AnyCalibrator,
 ];
 
 export function calibratorById(id: string): AnyCalibrator | undefined {

@@ -6,7 +6,7 @@
  * added, microseconds added per decode step). Then the same comparison on a seeded random
  * Llama-shaped model of 25M parameters, to show how the ratio moves with model width
  * (`BENCH_WIDE=0` skips it). Both sides run the same in-process engine loop, alternating, so
- * machine noise hits them alike.
+ * machine noise hits them alike. Then each vision calibrator's own section (calibrator-bench/).
  */
 import { readFile } from 'node:fs/promises';
 import { resolveModel } from '../models/resolve.js';
@@ -26,6 +26,7 @@ import type { EngineEvent, GenerationRequest } from '../src/engine/types.js';
 import { syntheticDecoder } from './synthetic-decoder.js';
 import { machineHeader, median } from './report.js';
 import { benchVhr } from './calibrator-bench/vhr.js';
+import { benchPaint } from './calibrator-bench/paint.js';
 
 const MODEL = process.env.BENCH_MODEL ?? 'stories260K';
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 5);
@@ -150,6 +151,7 @@ async function main(): Promise<void> {
 
 main()
   .then(() => benchVhr({ repeats: REPEATS, decodeTokens: DECODE_TOKENS, wide: WIDE }))
+  .then(() => benchPaint({ repeats: REPEATS, decodeTokens: DECODE_TOKENS, wideDecodeTokens: WIDE_DECODE_TOKENS, wide: WIDE, log: console.log }))
   .catch((e: unknown) => {
   console.error(e);
   process.exit(1);

@@ -1,6 +1,7 @@
 /**
- * `npm run soak -- --minutes N [--concurrency C] [--seed S] [--max-batch B] [--json]`: the soak
- * (soak.ts) against an in-process server around a real engine worker serving stories260K from the
+ * `npm run soak -- --minutes N [--concurrency C] [--seed S] [--max-batch B] [--workload stories|paint] [--json]`:
+ * the soak (soak.ts) against an in-process server around a real engine worker serving stories260K
+ * (or, with `--workload paint`, tiny-llava with guided PAINT traffic: paint-workload.ts) from the
  * shared models directory (ATTUNE_MODELS_DIR, else ../shared/models). Prints progress to stderr and
  * the report to stdout; exits 1 if anything was violated.
  *
@@ -9,7 +10,10 @@
  */
 import { parseArgs } from 'node:util';
 import { startTestServer } from '../../test/helpers/test-server.js';
+import { join } from 'node:path';
+import { modelsDir } from '../../test/helpers/models-dir.js';
 import { formatSoakReport, runSoak } from './soak.js';
+import { PaintWorkload } from './paint-workload.js';
 
 function positive(name: string, text: string | undefined, integer: boolean): number {
   const n = Number(text);
@@ -30,6 +34,7 @@ async function main(): Promise<number> {
       'rss-bound-mb': { type: 'string', default: '64' },
       'heap-bound-mb': { type: 'string', default: '8' },
       json: { type: 'boolean', default: false },
+      workload: { type: 'string', default: 'stories' },
     },
     strict: true,
   });
@@ -38,10 +43,16 @@ async function main(): Promise<number> {
   const seed = Number(values.seed);
   const maxBatch = positive('max-batch', values['max-batch'], true);
 
+  const workloadName = values.workload;
+  if (workloadName !== 'stories' && workloadName !== 'paint') {
+    process.stderr.write(`soak: --workload must be stories or paint, got '${workloadName}'\n`);
+    process.exit(2);
+  }
   const errorLogs: string[] = [];
   const server = await startTestServer(
     { logLevel: 'warn', engine: { maxBatch } },
     {
+      ...(workloadName === 'paint' ? { model: 'tiny-llava' } : {}),
       logStream: {
         write(line: string) {
           if (/"level":(50|60)/.test(line)) errorLogs.push(line.trim().slice(0, 400));
@@ -59,6 +70,7 @@ async function main(): Promise<number> {
       rssBoundMb: positive('rss-bound-mb', values['rss-bound-mb'], false),
       heapBoundMb: positive('heap-bound-mb', values['heap-bound-mb'], false),
       log: (line) => process.stderr.write(`${line}\n`),
+      ...(workloadName === 'paint' ? { workload: new PaintWorkload(seed, join(modelsDir, 'tiny-llava')) } : {}),
     });
     for (const line of errorLogs) report.violations.push(`server logged an error: ${line}`);
     process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatSoakReport(report)}\n`);

@@ -49,13 +49,8 @@ export interface SoakOptions {
   heapBoundMb?: number;
   /** Progress lines; none by default. */
   log?: (line: string) => void;
-  /** What to send; default the stories260K mix (workload.ts). */
-  workload?: SoakWorkload;
-}
-
-/** A source of planned requests (workload.ts for text models, vhr-workload.ts for an LVLM). */
-export interface SoakWorkload {
-  next(): PlannedRequest;
+  /** What to send; default the stories260K mix of workload.ts (seeded with `seed`). */
+  workload?: { next(): PlannedRequest };
 }
 
 export interface SoakReport {

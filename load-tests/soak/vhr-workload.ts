@@ -1,7 +1,7 @@
 /**
  * The soak's image mix for an LVLM (tiny-llava): chats with one or two images, with VHR off, on with
- * defaults, with explicit settings and full reports, or with identity settings; text-only chats beside
- * them; streaming or not; random disconnects, many of them early enough to land while a request's
+ * defaults, with explicit settings and full reports, with identity settings, or beside PAINT's
+ * guidance (a prepass and a companion: three slots); text-only chats beside them; streaming or not; random disconnects, many of them early enough to land while a request's
  * images are encoded or its text-only prepass runs; invalid requests (VHR without an image, bad VHR
  * settings, a broken image) that must be 4xx; and canaries whose greedy or seeded answers must never
  * change. Each VHR request holds two KV slots until its prepass ends, so with a small batch they queue
@@ -21,6 +21,8 @@ const CALIBRATIONS: readonly [weight: number, fields: Record<string, unknown>, r
   [15, { calibration: { vhr: { alpha: 0.5, distance: 'l2', outlier_guard: false } } }, true],
   [10, { vllm_xargs: { calibration: '{"vhr": {"outlier_filter": false}}' } }, true],
   [10, { calibration: { vhr: { alpha: 1 } } }, true],
+  // A prepass and PAINT's guidance companion: three slots for one request.
+  [8, { calibration: { vhr: true, paint: { guidance: true } } }, true],
 ];
 
 export class VhrWorkload {

@@ -62,13 +62,15 @@ export function planPrefill(prefilling: readonly Row[], options: Pick<EngineOpti
   const continuing = prefilling.find((r) => r.prefilled > 0);
   if (continuing) return { items: [{ row: continuing, tokens: chunkOf(continuing) }], continuing: true, graphKey: continuing.unit.graphKey };
 
-  const first = prefilling[0]!;
+  // Companions come with their main row (which may still be encoding its images): never on their own.
+  const leaders = prefilling.filter((r) => r.role !== 'companion');
+  if (!leaders.length) return null;
+  const first = leaders[0]!;
   const graphKey = first.unit.graphKey;
   const allLogits = wantsAllLogits(first);
   const items: PrefillItem[] = [];
   let longest = 0;
-  for (const r of prefilling) {
-    if (r.role === 'companion') continue; // companions come with their main row
+  for (const r of leaders) {
     if (r.unit.graphKey !== graphKey || wantsAllLogits(r) !== allLogits) continue;
     const group = r.role === 'main' ? [r, ...r.unit.companions] : [r];
     const tokens = group.map(chunkOf);

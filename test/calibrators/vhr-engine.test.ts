@@ -13,6 +13,7 @@ import {
   imageRequest, loadTinyLlava, tinyLlavaEngineModel, tinyLlavaImage, tinyLlavaPrompt, type TinyLlava,
 } from '../helpers/tiny-llava.js';
 import { vhr, defaultVhrLayers, inputNames, type VhrConfig, type VhrMemo } from '../../calibrators/vhr.js';
+import { paint } from '../../calibrators/paint.js';
 import type { AnyCalibrator, Taps } from '../../calibrators/calibrator.js';
 import type { EngineModel } from '../../src/engine/engine-core.js';
 import { withoutImages } from '../../src/engine/sequences.js';
@@ -288,6 +289,30 @@ describe('VHR in the engine (tiny-llava)', () => {
     await engine.drain();
     assert.equal(third.finish!.reason, 'abort');
     assert.throws(() => new InProcessEngine(model, { maxBatch: 1 }).submit(imageRequest('d', prompt, [images.get('checker.png')!], {}, { vhr: cfg })), /needs 2 sequences/);
+  });
+
+  it('runs beside PAINT with guidance on the same request: a prepass and a companion, three slots, all freed', async () => {
+    const both = await tinyLlavaEngineModel(m, { calibrators: [vhr as AnyCalibrator, paint as AnyCalibrator] });
+    const calibration = { vhr: vhr.resolve({}, both.facts), paint: paint.resolve({ guidance: true }, both.facts) };
+    const engine = new InProcessEngine(both, { maxBatch: 4 });
+    const image = images.get('half_bright.png')!;
+    const run = engine.submit(imageRequest('vp', prompt, [image], { maxTokens: 12, ignoreEos: true }, calibration));
+    const first = engine.core.step(); // admits the request, then encodes and runs the prepass
+    assert.equal(engine.core.stats.slotsInUse, 3, 'the main row, VHR\'s prepass and PAINT\'s companion');
+    await first;
+    assert.equal(engine.core.stats.slotsInUse, 2, 'the prepass gave its slot back at once');
+    await engine.drain();
+    assert.equal(run.error, null);
+    assert.equal(run.tokenIds.length, 12);
+    assert.equal(engine.core.stats.slotsInUse, 0);
+    assert.equal((run.finish!.calibration.vhr as VhrReport).heads_selected_per_layer['1'], 4);
+    assert.equal((run.finish!.calibration.paint as { active: boolean; guided_steps: number }).guided_steps, 12);
+    const aborted = engine.submit(imageRequest('va', prompt, [image], { maxTokens: 12, ignoreEos: true }, calibration));
+    await engine.core.step();
+    engine.core.abort('va');
+    await engine.drain();
+    assert.equal(aborted.finish!.reason, 'abort');
+    assert.equal(engine.core.stats.slotsInUse, 0);
   });
 
   it('refuses what it cannot do: no image, nothing but an image, no vision tower, bad layers', () => {
