@@ -79,8 +79,6 @@ export interface VhrConfig {
 export interface VhrMemo {
   /** O_T from the text-only prepass: `[L, H, hd]` (every layer, though only target layers are read). */
   text: Float32Array | null;
-  /** How many text-only passes reported (exactly one per request). */
-  prepasses: number;
   /** Per target layer, at the with-image prefill: VHD per head (before the outlier filter) and H_l. */
   vhd: Record<number, number[]> | null;
   heads: Record<number, number[]> | null;
@@ -305,7 +303,7 @@ export const vhr: Calibrator<VhrConfig, VhrMemo> = {
     return [{ owner: 'vhr', hook: 'attn.hook_z', build: buildFragment(layers) } satisfies HookFragment];
   },
 
-  createMemo: () => ({ text: null, prepasses: 0, vhd: null, heads: null }),
+  createMemo: () => ({ text: null, vhd: null, heads: null }),
 
   auxiliary: (_cfg, prompt) => [{ name: 'text', role: 'prepass', promptIds: withoutImages(prompt.promptIds, prompt.images) }],
 
@@ -313,7 +311,6 @@ export const vhr: Calibrator<VhrConfig, VhrMemo> = {
     const tap = taps.get(tapNames.zLast);
     if (!tap) throw new Error('VHR\'s text-only pass returned no head outputs');
     memo.text = Float32Array.from(tap.data); // the tap is a view into the call's outputs
-    memo.prepasses++;
   },
 
   writeInputs(cfg, row, inputs, memo) {
