@@ -25,6 +25,7 @@ import { act, defaultActLayers, type ActConfig } from '../calibrators/act.js';
 import type { EngineEvent, GenerationRequest } from '../src/engine/types.js';
 import { syntheticDecoder } from './synthetic-decoder.js';
 import { machineHeader, median } from './report.js';
+import { benchVhr } from './calibrator-bench/vhr.js';
 import { benchPaint } from './calibrator-bench/paint.js';
 
 const MODEL = process.env.BENCH_MODEL ?? 'stories260K';
@@ -148,7 +149,10 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(() => benchPaint({ repeats: REPEATS, decodeTokens: DECODE_TOKENS, wideDecodeTokens: WIDE_DECODE_TOKENS, wide: WIDE, log: console.log })).catch((e: unknown) => {
+main()
+  .then(() => benchVhr({ repeats: REPEATS, decodeTokens: DECODE_TOKENS, wide: WIDE }))
+  .then(() => benchPaint({ repeats: REPEATS, decodeTokens: DECODE_TOKENS, wideDecodeTokens: WIDE_DECODE_TOKENS, wide: WIDE, log: console.log }))
+  .catch((e: unknown) => {
   console.error(e);
   process.exit(1);
 });
