@@ -7,11 +7,13 @@ import { loadProfile, profileSchema, type ModelProfile } from '../models/profile
 import type { AnyCalibrator } from './calibrator.js';
 import { act } from './act.js';
 import { varCalibrator } from './var.js';
+import { vhr } from './vhr.js';
 import { paint } from './paint.js';
 
 export const CALIBRATORS: readonly AnyCalibrator[] = [
   act as AnyCalibrator,
   varCalibrator as AnyCalibrator,
+  vhr as AnyCalibrator,
   paint as AnyCalibrator,
 ];
 

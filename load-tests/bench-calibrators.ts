@@ -26,6 +26,7 @@ import type { EngineEvent, GenerationRequest } from '../src/engine/types.js';
 import { syntheticDecoder } from './synthetic-decoder.js';
 import { machineHeader, median } from './report.js';
 import { benchVar } from './calibrator-bench/var.js';
+import { benchVhr } from './calibrator-bench/vhr.js';
 import { benchPaint } from './calibrator-bench/paint.js';
 
 const MODEL = process.env.BENCH_MODEL ?? 'stories260K';
@@ -149,11 +150,12 @@ async function main(): Promise<void> {
   }
 }
 
-/** `BENCH_SECTIONS=act,var,paint` (default: all) picks the calibrators measured. */
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'act,var,paint').split(',').map((x) => x.trim()));
+/** `BENCH_SECTIONS=act,var,vhr,paint` (default: all) picks the calibrators measured. */
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'act,var,vhr,paint').split(',').map((x) => x.trim()));
 async function run(): Promise<void> {
   if (SECTIONS.has('act')) await main();
   if (SECTIONS.has('var')) await benchVar();
+  if (SECTIONS.has('vhr')) await benchVhr({ repeats: REPEATS, decodeTokens: DECODE_TOKENS, wide: WIDE });
   if (SECTIONS.has('paint')) await benchPaint({ repeats: REPEATS, decodeTokens: DECODE_TOKENS, wideDecodeTokens: WIDE_DECODE_TOKENS, wide: WIDE, log: console.log });
 }
 

@@ -30,9 +30,10 @@ export class FragmentHost {
     return [...this.geometryInputs.keys()];
   }
 
-  declareState(owner: string, name: string, dims: RowStateSpec['dims'], update: RowStateSpec['update']): { value: Value; setNext(next: Value): void } {
+  declareState(owner: string, name: string, dims: RowStateSpec['dims'], update: RowStateSpec['update'], initial = 0): { value: Value; setNext(next: Value): void } {
     if (this.stateNext.has(name)) throw new Error(`state '${name}' declared twice`);
-    const spec: RowStateSpec = { name, outputName: `${name}.update`, dims, update, owner };
+    if (initial !== 0 && update !== 'overwrite') throw new Error(`state '${name}': only overwrite states have an initial value`);
+    const spec: RowStateSpec = { name, outputName: `${name}.update`, dims, update, owner, ...(initial !== 0 ? { initial } : {}) };
     this.states.push(spec);
     this.stateNext.set(name, null);
     const value = this.g.input(name, 'float32', [DIM.batch, ...dims.map((d) => (d === KEYS_AXIS ? DIM.past : d))]);
@@ -68,7 +69,7 @@ export class FragmentHost {
         host.inputs.set(name, { spec, value });
         return value;
       },
-      rowState: (name, dims, update) => host.declareState(owner, name, dims, update),
+      rowState: (name, dims, update, initial) => host.declareState(owner, name, dims, update, initial),
       geometry(which: GeometryInput) {
         let v = host.geometryInputs.get(which);
         if (!v) {

@@ -43,6 +43,12 @@ export interface RowStateSpec {
   update: 'append' | 'replace' | 'overwrite';
   /** Who declared it: 'decoder' for the KV cache, else a calibrator id. */
   owner: string;
+  /**
+   * Every element's value when a row takes its slot (`overwrite` states only: positional states are
+   * only read where written). Rows that never write the state (their owner is off) keep it, so it is
+   * the owner's identity. Default 0.
+   */
+  initial?: number;
 }
 
 /** A per-row control input, always `[batch, ...dims]`, fed by its owner every step. */
@@ -88,8 +94,11 @@ export interface FragmentContext {
    * `[batch, ...dims]`. `identity` is what rows with this calibrator off are fed.
    */
   rowInput(name: string, dtype: DType, dims: Dim[], identity: number): Value;
-  /** Declares a per-row state; returns its current value and a setter for the updated value. */
-  rowState(name: string, dims: RowStateSpec['dims'], update: RowStateSpec['update']): { value: Value; setNext(next: Value): void };
+  /**
+   * Declares a per-row state; returns its current value and a setter for the updated value. An
+   * `overwrite` state may start at `initial` (default 0) in a new slot, e.g. 1 for a gain.
+   */
+  rowState(name: string, dims: RowStateSpec['dims'], update: RowStateSpec['update'], initial?: number): { value: Value; setNext(next: Value): void };
   /** Step geometry (step-geometry.ts), added to the graph's inputs on first use. */
   geometry(which: GeometryInput): Value;
   /** Declares a graph output `tap.<owner>.<name>` (`[batch, ...dims]`), delivered to the owner per row. */

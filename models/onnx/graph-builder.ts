@@ -1,7 +1,9 @@
 /**
  * A small typed builder for ONNX graphs. It names values, keeps nodes in topological order (they are
  * appended as they are created, and a node can only consume values that already exist), tags every
- * attribute with its type (onnx-proto requires it), and serialises with onnx-proto.
+ * attribute with its type (onnx-proto requires it), and serialises with onnx-proto. Subgraphs (the
+ * branches of an `If`) are builders too: their nodes may read the enclosing graphs' values (ONNX's
+ * outer scope), names are unique across the whole model, and constants live in the top graph.
  */
 import { onnx, type OnnxNamespace } from './onnx-proto.js';
 
@@ -27,13 +29,16 @@ export type Attr =
   | { kind: 'int'; value: number }
   | { kind: 'ints'; value: readonly number[] }
   | { kind: 'float'; value: number }
-  | { kind: 'string'; value: string };
+  | { kind: 'string'; value: string }
+  | { kind: 'graph'; value: GraphBuilder };
 
 export const attr = {
   int: (value: number): Attr => ({ kind: 'int', value }),
   ints: (value: readonly number[]): Attr => ({ kind: 'ints', value }),
   float: (value: number): Attr => ({ kind: 'float', value }),
   string: (value: string): Attr => ({ kind: 'string', value }),
+  /** A subgraph made with `GraphBuilder.subgraph` (an `If` branch). */
+  graph: (value: GraphBuilder): Attr => ({ kind: 'graph', value }),
 };
 
 export interface ValueInfo {
@@ -44,38 +49,75 @@ export interface ValueInfo {
 
 type TensorData = Float32Array | BigInt64Array | Int32Array | Uint8Array | Uint16Array;
 
+/** Names are unique across a model and its subgraphs, so one registry serves them all. */
+interface NameScope {
+  names: Set<string>;
+  counter: number;
+}
+
 export class GraphBuilder {
   private readonly nodes: OnnxNamespace.INodeProto[] = [];
   private readonly initializers: OnnxNamespace.ITensorProto[] = [];
   private readonly inputsInfo: ValueInfo[] = [];
   private readonly outputsInfo: ValueInfo[] = [];
-  private readonly names = new Set<string>();
+  /** Values this graph defines (a subgraph reads these and its ancestors'). */
+  private readonly own = new Set<string>();
   private readonly constCache = new Map<string, Value>();
-  private counter = 0;
+  private readonly scope: NameScope;
+  /** The enclosing graph of a subgraph; null for the model's graph. */
+  private readonly parent: GraphBuilder | null;
+  private readonly subgraphs: GraphBuilder[] = [];
 
-  constructor(readonly graphName: string, readonly opset = 17) {}
+  constructor(readonly graphName: string, readonly opset = 17, parent: GraphBuilder | null = null) {
+    this.parent = parent;
+    this.scope = parent ? parent.scope : { names: new Set(), counter: 0 };
+  }
+
+  /** The model's top graph, which holds the initializers. */
+  private get root(): GraphBuilder {
+    return this.parent ? this.parent.root : this;
+  }
+
+  /**
+   * A subgraph for an `If` branch (`attr.graph(sub)`): no inputs, outputs declared with `output()`,
+   * nodes that may read this graph's values and its ancestors'.
+   */
+  subgraph(name: string): GraphBuilder {
+    const sub = new GraphBuilder(this.fresh(name), this.opset, this);
+    this.subgraphs.push(sub);
+    return sub;
+  }
 
   /** A unique value name built from a readable prefix. */
   fresh(prefix: string): string {
-    let name = `${prefix}_${this.counter++}`;
-    while (this.names.has(name)) name = `${prefix}_${this.counter++}`;
+    let name = `${prefix}_${this.scope.counter++}`;
+    while (this.scope.names.has(name)) name = `${prefix}_${this.scope.counter++}`;
     return name;
   }
 
   private claim(name: string): string {
-    if (this.names.has(name)) throw new Error(`graph ${this.graphName}: value name '${name}' is already used`);
-    this.names.add(name);
+    if (this.scope.names.has(name)) throw new Error(`graph ${this.graphName}: value name '${name}' is already used`);
+    this.scope.names.add(name);
+    this.own.add(name);
     return name;
   }
 
+  /** Whether this graph can read the value: its own, or an enclosing graph's (outer scope). */
+  private sees(v: Value): boolean {
+    for (let b: GraphBuilder | null = this; b; b = b.parent) if (v.builder === b) return b.own.has(v.name);
+    return false;
+  }
+
   input(name: string, dtype: DType, dims: Dim[]): Value {
+    if (this.parent) throw new Error(`subgraph ${this.graphName} cannot declare inputs`);
     this.inputsInfo.push({ name: this.claim(name), dtype, dims });
     return new Value(name, this);
   }
 
+  /** Declares a graph output; a subgraph's output that is not its own value is passed through an Identity. */
   output(value: Value, dtype: DType, dims: Dim[], name?: string): void {
     let v = value;
-    if (name !== undefined && name !== value.name) v = this.op('Identity', [value], {}, name);
+    if ((name !== undefined && name !== value.name) || (this.parent && value.builder !== this)) v = this.op('Identity', [value], {}, name);
     this.outputsInfo.push({ name: v.name, dtype, dims });
   }
 
@@ -87,8 +129,9 @@ export class GraphBuilder {
     return this.outputsInfo;
   }
 
-  /** A weight or constant tensor stored in the model. */
+  /** A weight or constant tensor stored in the model (in its top graph, which every subgraph sees). */
   initializer(name: string, dtype: DType, dims: number[], data: TensorData): Value {
+    if (this.parent) return this.root.initializer(name, dtype, dims, data);
     const count = dims.reduce((a, b) => a * b, 1);
     if (data.length !== count) throw new Error(`initializer ${name}: ${data.length} elements for dims [${dims}]`);
     const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -110,6 +153,7 @@ export class GraphBuilder {
   }
 
   private cachedConst(key: string, dtype: DType, dims: number[], data: TensorData): Value {
+    if (this.parent) return this.root.cachedConst(key, dtype, dims, data);
     const hit = this.constCache.get(key);
     if (hit) return hit;
     const v = this.initializer(this.fresh('const'), dtype, dims, data);
@@ -131,8 +175,7 @@ export class GraphBuilder {
     domain = '',
   ): Value[] {
     for (const i of inputs) {
-      if (i && i.builder !== this) throw new Error(`${opType}: input ${i.name} belongs to another graph`);
-      if (i && !this.names.has(i.name)) throw new Error(`${opType}: input ${i.name} does not exist yet`);
+      if (i && !this.sees(i)) throw new Error(`${opType}: input ${i.name} belongs to another graph, or does not exist yet`);
     }
     const outs = Array.from({ length: outputCount }, (_, k) =>
       this.claim(outputNames?.[k] ?? this.fresh(opType.toLowerCase())),
@@ -148,12 +191,13 @@ export class GraphBuilder {
     return outs.map((n) => new Value(n, this));
   }
 
+  /** Nodes in this graph and its subgraphs (an `If` runs only one branch's). */
   get nodeCount(): number {
-    return this.nodes.length;
+    return this.nodes.length + this.subgraphs.reduce((n, sub) => n + sub.nodeCount, 0);
   }
 
-  /** Serialises the model (IR 8). */
-  toBytes(): Uint8Array {
+  /** This graph as a GraphProto (a subgraph's, for its `If` attribute). */
+  toGraphProto(): OnnxNamespace.IGraphProto {
     const valueInfo = (v: ValueInfo): OnnxNamespace.IValueInfoProto => ({
       name: v.name,
       type: {
@@ -163,6 +207,18 @@ export class GraphBuilder {
         },
       },
     });
+    return {
+      name: this.graphName,
+      node: this.nodes,
+      initializer: this.initializers,
+      input: this.inputsInfo.map(valueInfo),
+      output: this.outputsInfo.map(valueInfo),
+    };
+  }
+
+  /** Serialises the model (IR 8). */
+  toBytes(): Uint8Array {
+    if (this.parent) throw new Error(`subgraph ${this.graphName} is serialised with its model`);
     const model = onnx.ModelProto.create({
       irVersion: 8,
       producerName: 'attune',
@@ -170,13 +226,7 @@ export class GraphBuilder {
         { domain: '', version: this.opset },
         { domain: 'com.microsoft', version: 1 },
       ],
-      graph: {
-        name: this.graphName,
-        node: this.nodes,
-        initializer: this.initializers,
-        input: this.inputsInfo.map(valueInfo),
-        output: this.outputsInfo.map(valueInfo),
-      },
+      graph: this.toGraphProto(),
     });
     return onnx.ModelProto.encode(model).finish();
   }
@@ -193,5 +243,7 @@ function toAttributeProto(name: string, a: Attr): OnnxNamespace.IAttributeProto 
       return { name, type: T.FLOAT, f: a.value };
     case 'string':
       return { name, type: T.STRING, s: new TextEncoder().encode(a.value) };
+    case 'graph':
+      return { name, type: T.GRAPH, g: a.value.toGraphProto() };
   }
 }

@@ -316,7 +316,11 @@ export class EngineCore {
     // A continuing chunk reads its own slot's past; fresh prompts have none, so no cache is fed.
     const shape = stepShape(stepRows, plan.continuing ? this.pool.capacity : 0);
     const session = await this.model.graphs.sessionFor(rows[0]!.unit.graphIds);
+    const started = performance.now();
     const out = await this.forward(session, rows, shape, plan.continuing ? { kind: 'single', slot: rows[0]!.slot! } : { kind: 'fresh' });
+    // A request's prepass time is that of the calls that held its prepass rows (like encodeMs).
+    const ms = performance.now() - started;
+    for (const unit of new Set(rows.filter((r) => r.role === 'prepass').map((r) => r.unit))) unit.prepassMs += ms;
 
     const logits = out[DECODER_IO.logits]!.data as Float32Array;
     const vocab = this.model.config.vocabSize;
@@ -586,7 +590,7 @@ export class EngineCore {
         ...unit.calibrations.map((c) => [c.calibrator.id, { active: true, ...c.calibrator.report(c.config, c.memo, detail) }]),
         ...unit.idleCalibrators.map((id) => [id, { active: false }]),
       ]),
-      timing: { queuedMs: scheduled - unit.arrivedAt, encodeMs: unit.encodeMs, prefillMs: first - scheduled, decodeMs: now - first },
+      timing: { queuedMs: scheduled - unit.arrivedAt, encodeMs: unit.encodeMs, prepassMs: unit.prepassMs, prefillMs: first - scheduled, decodeMs: now - first },
     });
     this.remove(unit);
   }

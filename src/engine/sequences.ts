@@ -61,6 +61,8 @@ export class RequestUnit {
   scheduledAt: number | null = null;
   firstTokenAt: number | null = null;
   encodeMs = 0;
+  /** Prefill time of the calls that held this request's prepass sequences. */
+  prepassMs = 0;
 
   constructor(
     readonly req: GenerationRequest,

@@ -142,9 +142,10 @@ export class SlotPool {
       if (!this.slots[i]) {
         const h: SlotHandle = { index: i, used: 0, group: null };
         this.slots[i] = h;
-        // States without a position axis are read whole on the first step: start them at zero, not
-        // at whatever the slot's previous row left. (Positional states are only read where filled.)
-        for (const l of this.layouts) if (!l.hasKeys) l.buffer.fill(0, i * l.inner, (i + 1) * l.inner);
+        // States without a position axis are read whole on the first step: start them at their
+        // initial value (0 unless declared), not at whatever the slot's previous row left.
+        // (Positional states are only read where filled.)
+        for (const l of this.layouts) if (!l.hasKeys) l.buffer.fill(l.spec.initial ?? 0, i * l.inner, (i + 1) * l.inner);
         return h;
       }
     }

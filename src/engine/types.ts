@@ -114,6 +114,11 @@ export interface RequestTiming {
   queuedMs: number;
   /** Vision-tower time of the encoder calls that held this request's images (0 without images). */
   encodeMs: number;
+  /**
+   * Prefill time of the calls that held this request's prepass sequences (a calibrator's extra
+   * pass before the real prefill, e.g. VHR's text-only pass); 0 without one. Part of prefillMs.
+   */
+  prepassMs: number;
   prefillMs: number;
   decodeMs: number;
 }

@@ -29,6 +29,7 @@ export class ServerMetrics {
   private readonly prefill: Histogram;
   private readonly decode: Histogram;
   private readonly encoder: Histogram;
+  private readonly prepass: Histogram;
   private readonly promptTokens: Counter;
   private readonly generationTokens: Counter;
   private readonly success: Counter<'finished_reason'>;
@@ -48,6 +49,7 @@ export class ServerMetrics {
     this.prefill = histogram('attune:request_prefill_time_seconds', 'Time from scheduling to the first token', REQUEST_LATENCY_BUCKETS);
     this.decode = histogram('attune:request_decode_time_seconds', 'Time from the first to the last token', REQUEST_LATENCY_BUCKETS);
     this.encoder = histogram('attune:request_encoder_time_seconds', 'Vision-tower time of the encoder calls that held a request\'s images (requests with images only)', TTFT_BUCKETS);
+    this.prepass = histogram('attune:request_prepass_time_seconds', 'Prefill time of the calls that held a request\'s prepass sequences, e.g. VHR\'s text-only pass (requests with a prepass only); part of the prefill time', TTFT_BUCKETS);
 
     // Gauges read the engine's latest stats at scrape time rather than being pushed on every step.
     const gauge = (name: string, help: string, read: (s: EngineStats) => number) =>
@@ -109,9 +111,10 @@ export class ServerMetrics {
   recordFinish(e: FinishEvent, e2eSeconds: number, calibrators: readonly string[]): void {
     if (e.reason === 'abort') return;
     this.success.inc({ finished_reason: e.reason });
-    const { queuedMs, encodeMs, prefillMs, decodeMs } = e.timing;
+    const { queuedMs, encodeMs, prepassMs, prefillMs, decodeMs } = e.timing;
     this.e2e.observe(e2eSeconds);
     if (encodeMs > 0) this.encoder.observe(encodeMs / 1000);
+    if (prepassMs > 0) this.prepass.observe(prepassMs / 1000);
     this.queue.observe(queuedMs / 1000);
     this.prefill.observe(prefillMs / 1000);
     this.decode.observe(decodeMs / 1000);

@@ -145,6 +145,20 @@ describe('SlotPool', () => {
     assert.deepEqual(readKv(pool, h, 3)[1]![2], [3120, 3121, 3122]);
   });
 
+  it('starts overwrite states at their declared initial value in every newly acquired slot', () => {
+    const gain: RowStateSpec = { ...flat, name: 'g', outputName: 'g.update', initial: 1 };
+    const pool = new SlotPool([flat, gain], 2, 64);
+    const h = pool.acquire()!;
+    assert.deepEqual(Array.from(pool.rowView('g', h)), [1, 1, 1, 1]);
+    assert.deepEqual(Array.from(pool.rowView('f', h)), [0, 0, 0, 0]);
+    pool.writeBack('g', h, Float32Array.from([2, 1, 2, 1]), 0, 1, 1, 0, 0);
+    pool.writeBack('f', h, Float32Array.from([5, 5, 5, 5]), 0, 1, 1, 0, 0);
+    pool.release(h);
+    const again = pool.acquire()!;
+    assert.deepEqual(Array.from(pool.rowView('g', again)), [1, 1, 1, 1], 'not what the previous row left');
+    assert.deepEqual(Array.from(pool.rowView('f', again)), [0, 0, 0, 0]);
+  });
+
   it('refuses stale handles and reports free slots', () => {
     const pool = new SlotPool([kv], 1, 64);
     const h = pool.acquire()!;
