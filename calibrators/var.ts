@@ -179,19 +179,16 @@ function redistribute(x: Value, ctx: FragmentContext): Value {
   return g.op('Where', [selected, g.op('Mul', [x, gain]), x]);
 }
 
-/** Per-config feeds that never change between steps, built once per request config. */
-interface StaticFeeds {
-  sinkDims: Float32Array;
-}
-const staticFeeds = new WeakMap<VarConfig, StaticFeeds>();
-function feedsFor(cfg: VarConfig): StaticFeeds {
-  let f = staticFeeds.get(cfg);
-  if (!f) {
-    const sinkDims = new Float32Array(cfg.dim);
-    for (const d of cfg.sinkDims) sinkDims[d] = 1;
-    staticFeeds.set(cfg, (f = { sinkDims }));
+/** The row's 0/1 mask over the model width, built once per request config rather than every step. */
+const dimMasks = new WeakMap<VarConfig, Float32Array>();
+function sinkDimMask(cfg: VarConfig): Float32Array {
+  let mask = dimMasks.get(cfg);
+  if (!mask) {
+    mask = new Float32Array(cfg.dim);
+    for (const d of cfg.sinkDims) mask[d] = 1;
+    dimMasks.set(cfg, mask);
   }
-  return f;
+  return mask;
 }
 
 function visualPositions(images: readonly ImageSpan[]): Set<number> {
@@ -260,13 +257,12 @@ export const varCalibrator: Calibrator<VarConfig, VarMemo> = {
   createMemo: (cfg) => ({ editedPrefill: new Map(cfg.layers.map((l) => [l, 0])), editedDecode: 0, sinks: null, visual: new Set() }),
 
   writeInputs(cfg: VarConfig, row: RowStep, inputs: RowInputWriter) {
-    const f = feedsFor(cfg);
     // Decode steps keep τ = +∞ (the identity): generated tokens are never sinks.
     if (row.isPrefill) {
       inputs.set(names.tau, cfg.tau);
       if (cfg.includeLastLayer) inputs.set(names.tauLast, cfg.tau);
     }
-    inputs.set(names.sinkDims, f.sinkDims);
+    inputs.set(names.sinkDims, sinkDimMask(cfg));
     const start = queryStart(row.images);
     const minImage = new Float32Array(row.paddedNewTokens).fill(Infinity);
     for (let t = 0; t < row.newTokens; t++) if (row.past + t >= start) minImage[t] = cfg.minImageAttention;
