@@ -6,11 +6,13 @@ import type { z } from 'zod';
 import { loadProfile, profileSchema, type ModelProfile } from '../models/profiles/profile.js';
 import type { AnyCalibrator } from './calibrator.js';
 import { act } from './act.js';
+import { varCalibrator } from './var.js';
 import { vhr } from './vhr.js';
 import { paint } from './paint.js';
 
 export const CALIBRATORS: readonly AnyCalibrator[] = [
   act as AnyCalibrator,
+  varCalibrator as AnyCalibrator,
   vhr as AnyCalibrator,
   paint as AnyCalibrator,
 ];

@@ -25,6 +25,7 @@ import { act, defaultActLayers, type ActConfig } from '../calibrators/act.js';
 import type { EngineEvent, GenerationRequest } from '../src/engine/types.js';
 import { syntheticDecoder } from './synthetic-decoder.js';
 import { machineHeader, median } from './report.js';
+import { benchVar } from './calibrator-bench/var.js';
 import { benchVhr } from './calibrator-bench/vhr.js';
 import { benchPaint } from './calibrator-bench/paint.js';
 
@@ -149,10 +150,16 @@ async function main(): Promise<void> {
   }
 }
 
-main()
-  .then(() => benchVhr({ repeats: REPEATS, decodeTokens: DECODE_TOKENS, wide: WIDE }))
-  .then(() => benchPaint({ repeats: REPEATS, decodeTokens: DECODE_TOKENS, wideDecodeTokens: WIDE_DECODE_TOKENS, wide: WIDE, log: console.log }))
-  .catch((e: unknown) => {
+/** `BENCH_SECTIONS=act,var,vhr,paint` (default: all) picks the calibrators measured. */
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'act,var,vhr,paint').split(',').map((x) => x.trim()));
+async function run(): Promise<void> {
+  if (SECTIONS.has('act')) await main();
+  if (SECTIONS.has('var')) await benchVar();
+  if (SECTIONS.has('vhr')) await benchVhr({ repeats: REPEATS, decodeTokens: DECODE_TOKENS, wide: WIDE });
+  if (SECTIONS.has('paint')) await benchPaint({ repeats: REPEATS, decodeTokens: DECODE_TOKENS, wideDecodeTokens: WIDE_DECODE_TOKENS, wide: WIDE, log: console.log });
+}
+
+run().catch((e: unknown) => {
   console.error(e);
   process.exit(1);
 });

@@ -50,14 +50,18 @@ export interface RenderedPrompt {
   images: ImageSpan[];
 }
 
-export function renderChatPrompt(messages: readonly ChatMessageInput[], addGenerationPrompt: boolean, ctx: ChatPromptContext, imageCount = 0): RenderedPrompt {
+/**
+ * `suffix` is text appended after the template's output before tokenizing (an evaluation scores an
+ * answer as the assistant's reply this way); requests never pass one.
+ */
+export function renderChatPrompt(messages: readonly ChatMessageInput[], addGenerationPrompt: boolean, ctx: ChatPromptContext, imageCount = 0, suffix = ''): RenderedPrompt {
   if (!ctx.template) throw badRequest('this model has no chat template; use /v1/completions', 'messages', 'no_chat_template');
   const { tokenizer } = ctx;
   const bos = specialText(tokenizer, tokenizer.bosId);
   const eosId = tokenizer.stopIds.find((id) => id !== tokenizer.bosId);
   let text: string;
   try {
-    text = ctx.template.render({ messages: templateMessages(messages, ctx.images !== null), addGenerationPrompt, bosToken: bos, eosToken: specialText(tokenizer, eosId ?? null) });
+    text = ctx.template.render({ messages: templateMessages(messages, ctx.images !== null), addGenerationPrompt, bosToken: bos, eosToken: specialText(tokenizer, eosId ?? null) }) + suffix;
   } catch (e) {
     // raise_exception() in a template is how templates reject a conversation (e.g. roles that do not alternate).
     if (e instanceof ChatTemplateError) throw badRequest(e.message, 'messages', 'chat_template_error');

@@ -3,18 +3,23 @@
  * bootstrap CI of the difference. The calibration is the API's `calibration` object.
  */
 import { parseArgs } from 'node:util';
-import { actLayersNamed, CalibrationArgError, parseCalibrationArg, resolveCalibration, withActLayers } from '../eval/calibration-arg.js';
+import { actLayersNamed, CalibrationArgError, checkTaskPrompts, parseCalibrationArg, resolveCalibration, withActLayers } from '../eval/calibration-arg.js';
 import { compareCalibration } from '../eval/compare.js';
-import { DatasetError, loadDataset } from '../eval/dataset.js';
+import { DatasetError, hasImages, loadDataset } from '../eval/dataset.js';
 import { formatComparison } from '../eval/format.js';
-import { PrepareError, prepareTask } from '../eval/prepare.js';
+import { prepareImageTask } from '../eval/image-items.js';
+import { imagePromptContext, ImagePromptError } from '../eval/image-prompt.js';
+import { PrepareError, prepareTask, taskSpans } from '../eval/prepare.js';
 import { loadEvalModel, startEvalEngine } from '../eval/session.js';
 import { intFlag, UsageError } from '../eval/cli-flags.js';
 
 const HELP = `usage: attune eval --data ITEMS.jsonl --calibration JSON [--model NAME|PATH] [--seed S] [--bootstrap N] [--threads T] [--json]
 
-  --data         JSONL items: {"prompt", "choices", "answer"} (accuracy) or {"text"} (mean NLL per token)
-  --calibration  the API's calibration object, e.g. '{"act":{"heads":{"2":[0,1]}}}' or '{"act":true}'
+  --data         JSONL items: {"prompt", "choices", "answer"} (accuracy) or {"text"} (mean NLL per token);
+                 for a vision-language model, {"image", "prompt", "choices", "answer"} (accuracy), the
+                 image a path relative to the file or a data: URL, the prompt a chat turn after the
+                 image, each choice scored as the assistant's reply
+  --calibration  the API's calibration object, e.g. '{"act":{"heads":{"2":[0,1]}}}', '{"act":true}', '{"var":true}'
   --model        model name or path (default stories260K)
   --seed         bootstrap seed (default 0)
   --bootstrap    bootstrap resamples (default 10000)
@@ -51,11 +56,14 @@ export async function run(argv: string[]): Promise<number> {
     const data = await loadDataset(values.data);
 
     const model = await loadEvalModel(values.model);
-    const task = prepareTask(data, model.tokenizer);
+    const task = data.kind === 'mc' && hasImages(data)
+      ? await prepareImageTask(data, values.data, await imagePromptContext(model))
+      : prepareTask(data, model.tokenizer);
     const profile = withActLayers(model.profile, model.shape.nLayers, actLayersNamed(request));
     const engine = await startEvalEngine(model, profile, { threads });
     try {
       const calibration = resolveCalibration(request, engine.facts);
+      checkTaskPrompts(calibration, taskSpans(task), engine.facts);
       const started = performance.now();
       const c = await compareCalibration(engine.client, task, calibration, { bootstrap: { seed, resamples } });
       const seconds = (performance.now() - started) / 1000;
@@ -72,7 +80,7 @@ export async function run(argv: string[]): Promise<number> {
       await engine.client.close();
     }
   } catch (e) {
-    if (e instanceof UsageError || e instanceof CalibrationArgError || e instanceof DatasetError || e instanceof PrepareError) {
+    if (e instanceof UsageError || e instanceof CalibrationArgError || e instanceof DatasetError || e instanceof PrepareError || e instanceof ImagePromptError) {
       process.stderr.write(`attune eval: ${e.message}\n`);
       return 2;
     }

@@ -5,7 +5,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   generate: { summary: 'generate text from a prompt and print it', load: () => import('./generate.js') },
   eval: { summary: 'score a task without and with a calibration, with a paired bootstrap CI', load: () => import('./eval.js') },
   fetch: { summary: 'download a model and verify its files (sha256), e.g. in an init container', load: () => import('./fetch.js') },
-  profile: { summary: 'search ACT heads on a calibration set and write a model profile', load: () => import('./profile.js') },
+  profile: { summary: 'find a calibrator\'s model profile (ACT heads, VAR sink dims) and write it', load: () => import('./profile.js') },
 };
 
 function usage(): string {

@@ -1,5 +1,6 @@
 /**
- * `attune profile act`: the ACT head search on a calibration set, written into a model profile.
+ * `attune profile act|var`. `act`: the ACT head search on a calibration set, written into a model
+ * profile (`var`: src/cli/profile-var.ts).
  * The engine compiles ACT into every searched layer (the profile override), so heads in layers 0
  * and 1, which the official code never calibrates, can be tried as well.
  */
@@ -38,11 +39,12 @@ const HELP = `usage: attune profile act --data CALIB.jsonl --out PROFILE.json [-
 export async function run(argv: string[]): Promise<number> {
   const [what, ...rest] = argv;
   if (what === '--help' || what === '-h') {
-    process.stdout.write(HELP);
+    process.stdout.write(`${HELP}\n${(await import('./profile-var.js')).HELP}`);
     return 0;
   }
+  if (what === 'var') return (await import('./profile-var.js')).run(rest);
   if (what !== 'act') {
-    process.stderr.write(`attune profile: ${what ? `unknown profile kind '${what}'` : 'missing profile kind'}; only 'act' exists\n\n${HELP}`);
+    process.stderr.write(`attune profile: ${what ? `unknown profile kind '${what}'` : 'missing profile kind'}; 'act' and 'var' exist\n\n${HELP}`);
     return 2;
   }
   const { values } = parseArgs({

@@ -3,13 +3,14 @@
  * completed by the API's own code (src/api/calibration.ts), so an eval measures exactly what a
  * request with that field would get, and errors name the same field paths.
  */
-import { CALIBRATORS } from '../../calibrators/index.js';
+import { CALIBRATORS, calibratorById } from '../../calibrators/index.js';
 import type { ModelFacts } from '../../calibrators/calibrator.js';
 import { actProfile, defaultActLayers } from '../../calibrators/act.js';
 import type { ModelProfile } from '../../models/profiles/profile.js';
 import { parseCalibration } from '../api/calibration.js';
 import { ApiError } from '../api/errors.js';
 import type { ResolvedCalibration } from './scorer.js';
+import type { ScoredSpan } from './prepare.js';
 
 export class CalibrationArgError extends Error {}
 
@@ -58,5 +59,20 @@ export function resolveCalibration(request: Record<string, unknown>, facts: Mode
   } catch (e) {
     if (e instanceof ApiError) throw new CalibrationArgError(e.message);
     throw e;
+  }
+}
+
+/**
+ * Lets each active calibrator refuse the task's prompts, as the API refuses a request (VAR on items
+ * without an image): an evaluation must not report a "calibrated" score the method never touched.
+ */
+export function checkTaskPrompts(calibration: ResolvedCalibration, spans: readonly ScoredSpan[], facts: ModelFacts): void {
+  for (const [id, config] of Object.entries(calibration)) {
+    const calibrator = calibratorById(id);
+    if (!calibrator?.checkPrompt || !calibrator.isActive(config)) continue;
+    for (const [k, span] of spans.entries()) {
+      const why = calibrator.checkPrompt(config, { promptIds: span.ids, images: span.images?.spans ?? [] }, facts);
+      if (why) throw new CalibrationArgError(`calibration.${id}: ${why} (scored sequence ${k + 1} has none)`);
+    }
   }
 }

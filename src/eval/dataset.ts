@@ -1,13 +1,17 @@
 /**
  * Evaluation items, one JSON object per line: multiple-choice cloze items scored by accuracy, or
  * plain text scored by mean negative log-likelihood. A file holds one kind only, because the two
- * metrics cannot be pooled into one number.
+ * metrics cannot be pooled into one number. Multiple-choice items may carry an `image` (a path
+ * relative to the file, or a data: URL) for vision-language models; then every item of the file
+ * does, since image items are rendered through the chat template and text items are not.
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 
 export const McItemSchema = z
   .object({
+    /** A path relative to the dataset file, or a data: URL. */
+    image: z.string().min(1).optional(),
     prompt: z.string().min(1),
     choices: z.array(z.string().min(1)).min(2),
     answer: z.number().int().min(0),
@@ -21,6 +25,11 @@ export type TextItem = z.infer<typeof TextItemSchema>;
 
 export type Dataset = { kind: 'mc'; items: McItem[] } | { kind: 'nll'; items: TextItem[] };
 
+/** Image items (every item of the file has an image, or none does). */
+export function hasImages(data: Dataset): boolean {
+  return data.kind === 'mc' && data.items.some((i) => i.image !== undefined);
+}
+
 /** Bad input, reported with where it came from so the user can fix the file. */
 export class DatasetError extends Error {}
 
@@ -29,6 +38,7 @@ export function parseDataset(text: string, source: string): Dataset {
   const mc: McItem[] = [];
   const plain: TextItem[] = [];
   let firstKind: { kind: 'mc' | 'nll'; line: number } | null = null;
+  let firstImage: { image: boolean; line: number } | null = null;
   for (const [i, raw] of text.split(/\r?\n/).entries()) {
     const line = i + 1;
     if (!raw.trim()) continue;
@@ -52,6 +62,11 @@ export function parseDataset(text: string, source: string): Dataset {
     } else {
       const r = McItemSchema.safeParse(value);
       if (!r.success) throw bad(r.error.issues, '{prompt, choices, answer}');
+      const image = r.data.image !== undefined;
+      if (firstImage && firstImage.image !== image) {
+        throw new DatasetError(`${source}:${line}: ${image ? 'has' : 'lacks'} an image while line ${firstImage.line} ${image ? 'lacks' : 'has'} one; use one kind per file`);
+      }
+      firstImage ??= { image, line };
       mc.push(r.data);
     }
   }

@@ -6,12 +6,14 @@
  * a word boundary) but is checked per choice rather than assumed.
  */
 import type { Tokenizer } from '../../models/tokenizers/tokenizer.js';
-import type { Dataset } from './dataset.js';
+import type { RequestImages } from '../engine/types.js';
+import { hasImages, type Dataset } from './dataset.js';
 
-/** Score the logprobs of `ids[start..]`, each given everything before it. */
+/** Score the logprobs of `ids[start..]`, each given everything before it (and the images, if any). */
 export interface ScoredSpan {
   ids: number[];
   start: number;
+  images?: RequestImages;
 }
 
 export interface PreparedMcItem {
@@ -31,6 +33,7 @@ export type PreparedTask =
 export class PrepareError extends Error {}
 
 export function prepareTask(data: Dataset, tokenizer: Tokenizer): PreparedTask {
+  if (hasImages(data)) throw new PrepareError('these items have images, which this command does not score (attune eval does, on a vision-language model)');
   if (data.kind === 'nll') {
     return {
       kind: 'nll',

@@ -1,7 +1,8 @@
 /**
- * Writing a searched head set into a model profile. Whatever the profile already says (a chat
- * template, fields a newer attune knows) is kept; only `act` is replaced, because a head set is
- * only meaningful together with the beta, threshold and layers it was searched with.
+ * Writing a calibrator's section (a searched ACT head set, VAR's sink dims and τ) into a model
+ * profile. Whatever the profile already says (a chat template, other calibrators' sections) is
+ * kept; only that section is replaced, because its fields are only meaningful together (a head set
+ * with the beta, threshold and layers it was searched with; sink dims with their τ).
  */
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -23,12 +24,17 @@ export function actProfileSection(e: ActProfileEntry): ActProfile {
   return { heads: e.heads, beta: e.beta, threshold: e.threshold, layers, source: e.source };
 }
 
+/** Merges `act` into a profile file (see writeProfileSection). */
+export function writeActProfile(path: string, base: ModelProfile, section: ActProfile): Promise<Record<string, unknown>> {
+  return writeProfileSection(path, base, 'act', section);
+}
+
 /**
- * Merges `act` into the JSON at `path` when it exists (it must be a valid profile), else into
- * `base` (the model's current profile, so a new file next to the weights keeps its chat template).
- * Returns the object written.
+ * Merges section `id` into the JSON at `path` when it exists (it must be a valid profile), else
+ * into `base` (the model's current profile, so a new file next to the weights keeps its chat
+ * template and other sections). Returns the object written.
  */
-export async function writeActProfile(path: string, base: ModelProfile, section: ActProfile): Promise<Record<string, unknown>> {
+export async function writeProfileSection(path: string, base: ModelProfile, id: string, section: unknown): Promise<Record<string, unknown>> {
   let existing: Record<string, unknown> = { ...base };
   if (existsSync(path)) {
     let raw: unknown;
@@ -43,7 +49,7 @@ export async function writeActProfile(path: string, base: ModelProfile, section:
     }
     existing = raw as Record<string, unknown>;
   }
-  const out = { ...existing, act: section };
+  const out = { ...existing, [id]: section };
   MODEL_PROFILE_SCHEMA.parse(out);
   await writeFile(path, `${prettyJson(out)}\n`);
   return out;

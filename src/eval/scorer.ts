@@ -45,6 +45,7 @@ export async function scoreSpans(
     const stream = client.generate({
       id: `eval-${process.pid}-${run}-${job}`,
       promptIds: span.ids,
+      ...(span.images ? { images: span.images } : {}),
       sampling: { ...GREEDY_DEFAULTS, maxTokens: 0, promptLogprobs: 0 },
       calibration: calibrations[c]!,
     });

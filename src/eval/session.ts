@@ -38,5 +38,6 @@ export interface EvalEngine {
 
 export async function startEvalEngine(model: EvalModel, profile: ModelProfile, engine: EngineOptionsInput = {}): Promise<EvalEngine> {
   const client = await EngineClient.start({ model: model.resolved, profile, engine: { ...SCORING_ENGINE, ...engine } });
-  return { client, facts: { name: model.resolved.name, config: client.info.config, profile } };
+  const vision = client.info.vision;
+  return { client, facts: { name: model.resolved.name, config: client.info.config, profile, ...(vision ? { vision } : {}) } };
 }
