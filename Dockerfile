@@ -3,7 +3,8 @@
 # Run:    docker run -p 8000:8000 -v /path/to/models:/models attune --model stories260K
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
-# .npmrc skips onnxruntime-node's CUDA download; the CPU binaries ship in the package.
+# .npmrc turns dependency install scripts off (onnxruntime-node's would download CUDA binaries;
+# the CPU binaries ship in the package).
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
