@@ -15,6 +15,7 @@ import { corsPlugin } from '../plugins/cors.js';
 import { errorsPlugin } from '../plugins/errors.js';
 import { metricsPlugin } from '../plugins/metrics.js';
 import { requestIdFor, requestIdPlugin } from '../plugins/request-id.js';
+import { transportPlugin } from '../plugins/transport.js';
 import { Admission } from './api/admission.js';
 import { compileChatTemplate } from './api/chat-prompt.js';
 import type { ServerContext } from './api/context.js';
@@ -30,6 +31,9 @@ import { tokenizeRoutes } from './api/routes/tokenize.js';
 import { chatSchema } from './api/schemas/chat.js';
 import { completionsSchema } from './api/schemas/completions.js';
 import { tokenizeSchema } from './api/schemas/tokenize.js';
+import { clientErrorHandler } from './api/transport/client-errors.js';
+import { serverTimerOptions } from './api/transport/connection-guard.js';
+import { jsonShapeLimits } from './api/transport/shape-limits.js';
 import { parseServerConfig, type ServerConfig, type ServerConfigInput } from './config/schema.js';
 import { readTlsFiles } from './config/tls.js';
 import type { EngineClient } from './engine/engine-client.js';
@@ -81,8 +85,11 @@ export function buildServer(input: ServerConfigInput, deps: ServerDeps): Fastify
   const ctx = createContext(config, deps);
 
   const https = readTlsFiles(config.tls);
+  const timers = serverTimerOptions(config.http.idleTimeoutSeconds * 1000);
   const app = Fastify({
-    ...(https ? { https } : {}),
+    ...(https ? { https: { ...https, ...timers } } : { http: timers }),
+    keepAliveTimeout: timers.keepAliveTimeout,
+    clientErrorHandler: clientErrorHandler((reason) => ctx.metrics.connectionClosed(reason)),
     logger: { ...loggerOptions(config), ...(deps.logStream ? { stream: deps.logStream } : {}) },
     bodyLimit: config.limits.bodyLimitBytes,
     genReqId: requestIdFor,
@@ -113,6 +120,14 @@ export function buildServer(input: ServerConfigInput, deps: ServerDeps): Fastify
     setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS).unref();
   });
 
+  app.register(transportPlugin, {
+    http: config.http,
+    bodyLimitBytes: config.limits.bodyLimitBytes,
+    retryAfterSeconds: config.queue.retryAfterSeconds,
+    jsonShape: jsonShapeLimits(config.limits, ctx.model.maxModelLen),
+    secure: https !== null,
+    metrics: ctx.metrics,
+  });
   app.register(requestIdPlugin);
   app.register(errorsPlugin, { metrics: ctx.metrics, bodyLimitBytes: config.limits.bodyLimitBytes });
   app.register(corsPlugin, { origins: config.corsOrigins });

@@ -32,7 +32,10 @@ export class SseStream {
       .header('cache-control', 'no-cache')
       .header('x-accel-buffering', 'no')
       .send(this.stream);
-    this.keepAlive = setInterval(() => this.write(': keep-alive\n\n'), this.keepAliveMs);
+    // A keep-alive is for an idle stream; one whose client is behind needs no more bytes.
+    this.keepAlive = setInterval(() => {
+      if (!this.stream.writableNeedDrain) this.write(': keep-alive\n\n');
+    }, this.keepAliveMs);
     this.keepAlive.unref();
   }
 
@@ -43,6 +46,21 @@ export class SseStream {
   /** A mid-stream failure: the status line is long gone, so the error travels as an event. */
   error(body: ErrorBody): void {
     this.data(body);
+  }
+
+  /** Resolves once the stream's buffer has room again (at once if it has), or it is gone. */
+  drained(): Promise<void> {
+    const s = this.stream;
+    if (!s.writableNeedDrain || s.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const settle = () => {
+        s.off('drain', settle);
+        s.off('close', settle);
+        resolve();
+      };
+      s.once('drain', settle);
+      s.once('close', settle);
+    });
   }
 
   done(): void {

@@ -9,6 +9,7 @@
  * the HTTP request's arrival, so they include tokenization and admission.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { CONNECTION_CLOSE_REASONS, type ConnectionCloseReason } from '../api/transport/connection-guard.js';
 import type { EngineStats } from '../engine/protocol.js';
 import type { EngineEvent } from '../engine/types.js';
 import { CALIBRATION_SECONDS_BUCKETS, ITL_BUCKETS, REQUEST_LATENCY_BUCKETS, TTFT_BUCKETS } from './buckets.js';
@@ -34,6 +35,8 @@ export class ServerMetrics {
   private readonly failure: Counter<'reason'>;
   private readonly calibrationRequests: Counter<'calibrator'>;
   private readonly calibrationSeconds: Histogram<'calibrator'>;
+  private readonly connectionsClosed: Counter<'reason'>;
+  private openConnections: () => number = () => 0;
 
   constructor(modelName: string, engineStats: () => EngineStats) {
     const registers = [this.registry];
@@ -69,6 +72,16 @@ export class ServerMetrics {
     });
     this.reports = new ReportHistograms(this.registry);
 
+    const metrics = this;
+    new Gauge({ name: 'attune:http_connections', help: 'Open HTTP connections', registers, collect() { this.set(metrics.openConnections()); } });
+    this.connectionsClosed = new Counter({
+      name: 'attune:http_connections_closed_total',
+      help: 'Connections the server closed or refused to protect itself, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of CONNECTION_CLOSE_REASONS) this.connectionsClosed.inc({ reason }, 0);
+
     // Zero series exist from the start, so a rate() over them works before the first failure.
     for (const reason of FAILURE_REASONS) this.failure.inc({ reason }, 0);
     for (const reason of ['stop', 'length']) this.success.inc({ finished_reason: reason }, 0);
@@ -81,6 +94,15 @@ export class ServerMetrics {
   declareCalibrator(id: string, configKeys: Iterable<string> = []): void {
     this.calibrationRequests.inc({ calibrator: id }, 0);
     this.reports.setConfigKeys(id, configKeys);
+  }
+
+  connectionClosed(reason: ConnectionCloseReason): void {
+    this.connectionsClosed.inc({ reason });
+  }
+
+  /** Where the open-connection gauge reads its value at scrape time. */
+  observeConnections(count: () => number): void {
+    this.openConnections = count;
   }
 
   failed(reason: FailureReason): void {

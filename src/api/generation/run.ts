@@ -17,7 +17,8 @@ import type { EngineEvent, SamplingParams } from '../../engine/types.js';
 import type { SequenceMetrics, ServerMetrics } from '../../observability/metrics.js';
 import type { Ticket } from '../admission.js';
 import type { CalibrationSelection } from '../calibration.js';
-import { ApiError, shutDownMidRequest, unavailable } from '../errors.js';
+import { ApiError, clientGone, shutDownMidRequest, unavailable } from '../errors.js';
+import { wasCutForNotReading } from '../transport/stalled.js';
 import type { AbortCause, Lifecycle } from '../lifecycle.js';
 
 export interface SequenceSpec {
@@ -83,7 +84,7 @@ export class GenerationRun {
     this.disposers.push(this.deps.lifecycle.track(this.controller));
 
     const onClose = () => {
-      if (!reply.raw.writableFinished) this.abort('disconnect');
+      if (!reply.raw.writableFinished) this.abort(wasCutForNotReading(reply.raw) ? 'stalled' : 'disconnect');
     };
     reply.raw.on('close', onClose);
     this.disposers.push(() => reply.raw.off('close', onClose));
@@ -176,12 +177,16 @@ export class GenerationRun {
 
 
   /**
-   * Why the run did not complete, as the error to answer with; null when it completed or when the
-   * client left (there is nobody to answer).
+   * Why the run did not complete, as the error to answer with (a client that left or stopped reading
+   * gets a 499 nobody sees, counted as aborted); null when it completed.
    */
   failure(): ApiError | null {
     if (this.engineError) return this.engineError;
     switch (this.abortCause) {
+      case 'disconnect':
+        return clientGone();
+      case 'stalled':
+        return clientGone(`the client read nothing for the write timeout (write_timeout); the generation was aborted`);
       case 'timeout':
         return new ApiError(408, `the request did not finish within the server's timeout of ${this.opts.timeoutMs / 1000} s (request_timeout); it was aborted`, {
           type: 'timeout_error',
@@ -197,12 +202,20 @@ export class GenerationRun {
     }
   }
 
+  /**
+   * Frees the engine sequences at once; the admission ticket only once the response's bytes are
+   * gone (or the connection is), so that clients which do not read cannot pile up responses in
+   * memory beyond what admission allows.
+   */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     if (this.streams.some((s) => !s.done)) this.abort('failed');
     for (const d of this.disposers.splice(0)) d();
-    this.opts.ticket.release();
+    const res = this.opts.reply.raw;
+    // Node marks a response destroyed when it emits 'close': after its last byte, or when cut.
+    if (res.destroyed) this.opts.ticket.release();
+    else res.once('close', () => this.opts.ticket.release());
   }
 }
 

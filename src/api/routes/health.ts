@@ -7,9 +7,9 @@ import type { RouteOptions } from '../context.js';
 import { unavailable } from '../errors.js';
 
 export const healthRoutes: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) => {
-  app.get('/health', { config: { public: true } }, async () => ({ status: 'ok' }));
+  app.get('/health', { config: { public: true, probe: true } }, async () => ({ status: 'ok' }));
 
-  app.get('/ready', { config: { public: true } }, async () => {
+  app.get('/ready', { config: { public: true, probe: true } }, async () => {
     const state = await ctx.readiness.check();
     if (state.ready) return { status: 'ready' };
     throw unavailable(state.message, ctx.config.queue.retryAfterSeconds);

@@ -1,0 +1,154 @@
+/**
+ * The connection layer against slow and greedy clients (src/api/transport/): a cap on connections,
+ * idle sockets closed, a deadline and a shared memory budget for request bodies (which are also
+ * decompressed and shape-checked on the way in), connections closed after any answer given before
+ * the body was read, and responses cut when their client stops reading. Each closing is logged and
+ * counted in `attune:http_connections_closed_total{reason}`.
+ *
+ * Registered first, so that its refusals come before authentication and admission.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { ApiError } from '../src/api/errors.js';
+import { BodyBudget, BodyGuard, bodyMemoryFull, BodyTicket, bodyTimedOut, contentDecoder } from '../src/api/transport/body-guard.js';
+import { ConnectionGuard, type ConnectionCloseReason } from '../src/api/transport/connection-guard.js';
+import type { JsonShapeLimits } from '../src/api/transport/json-shape.js';
+import { markCutForNotReading } from '../src/api/transport/stalled.js';
+import { slicedBody, SLICE_BYTES, WriteWatchdog } from '../src/api/transport/write-watchdog.js';
+import type { HttpConfig } from '../src/config/schema.js';
+import type { ServerMetrics } from '../src/observability/metrics.js';
+
+export interface TransportPluginOptions {
+  http: HttpConfig;
+  bodyLimitBytes: number;
+  retryAfterSeconds: number;
+  /** Shape limits for JSON bodies. */
+  jsonShape: JsonShapeLimits;
+  secure: boolean;
+  metrics: ServerMetrics;
+}
+
+interface BodyState {
+  ticket: BodyTicket;
+  timer: NodeJS.Timeout | null;
+  guard: BodyGuard | null;
+  expired: ApiError | null;
+}
+
+function tooManyConnections(max: number, retryAfterSeconds: number): ApiError {
+  return new ApiError(503, `the server has more than ${max} open connections (max_connections); retry later`, {
+    type: 'unavailable_error',
+    code: 'too_many_connections',
+    headers: { 'retry-after': String(retryAfterSeconds), connection: 'close' },
+    failure: 'overloaded',
+  });
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
+}
+
+export const transportPlugin = fp<TransportPluginOptions>(
+  async (app, opts) => {
+    const { http, metrics } = opts;
+    const closed = (reason: ConnectionCloseReason) => metrics.connectionClosed(reason);
+    const connections = new ConnectionGuard(app.server, { maxConnections: http.maxConnections, idleTimeoutMs: http.idleTimeoutSeconds * 1000 }, opts.secure, closed);
+    metrics.observeConnections(() => connections.open);
+    const budget = new BodyBudget(http.bodyMemoryBytes);
+    const watchdog = new WriteWatchdog(http.writeTimeoutSeconds * 1000);
+    const bodies = new WeakMap<IncomingMessage, BodyState>();
+    app.addHook('onClose', async () => watchdog.close());
+
+    const settleBody = (req: IncomingMessage) => {
+      const state = bodies.get(req);
+      if (!state) return;
+      if (state.timer) clearTimeout(state.timer);
+      state.timer = null;
+      state.ticket.release();
+    };
+
+    app.addHook('onRequest', async (request, reply) => {
+      const { raw } = request;
+      reply.raw.once('close', () => settleBody(raw));
+      if (connections.isOverCap(raw.socket) && request.routeOptions.config?.probe !== true) {
+        closed('max_connections');
+        request.log.warn({ open: connections.open }, 'refused a request: too many connections');
+        throw tooManyConnections(http.maxConnections, opts.retryAfterSeconds);
+      }
+      if (!hasBody(raw)) return;
+      const state: BodyState = { ticket: new BodyTicket(budget), timer: null, guard: null, expired: null };
+      bodies.set(raw, state);
+      const declared = Number(raw.headers['content-length']);
+      // Over the body limit Fastify answers 413 without reading; otherwise the declared size is held
+      // up front, so that many slow uploads cannot each pin a large body.
+      if (Number.isFinite(declared) && declared <= opts.bodyLimitBytes && !state.ticket.cover(declared)) {
+        closed('body_memory');
+        throw bodyMemoryFull(budget, opts.retryAfterSeconds);
+      }
+      const timeoutMs = http.bodyTimeoutSeconds * 1000;
+      if (timeoutMs > 0) {
+        state.timer = setTimeout(() => {
+          state.timer = null;
+          if (raw.complete) return;
+          closed('body_timeout');
+          request.log.info({ received: state.guard?.receivedEncodedLength ?? 0 }, 'request body timed out');
+          state.expired = bodyTimedOut(timeoutMs);
+          state.guard?.fail(state.expired);
+        }, timeoutMs);
+      }
+    });
+
+    app.addHook('preParsing', async (request, _reply, payload) => {
+      // Fastify hands the raw request as the payload unless an earlier hook replaced it.
+      const state = bodies.get(request.raw);
+      if (!state) return payload;
+      if (state.expired) throw state.expired;
+      const decoder = contentDecoder(request.headers['content-encoding']);
+      if (decoder instanceof ApiError) throw decoder;
+      const json = /^application\/json\b/i.test(request.headers['content-type'] ?? '');
+      state.guard = new BodyGuard({
+        ticket: state.ticket,
+        bodyLimitBytes: opts.bodyLimitBytes,
+        retryAfterSeconds: opts.retryAfterSeconds,
+        budget,
+        jsonShape: json ? opts.jsonShape : null,
+      }).attach(request.raw, decoder);
+      state.guard.on('error', (e) => {
+        if (e instanceof ApiError && e.code === 'body_memory_full') closed('body_memory');
+      });
+      return state.guard;
+    });
+
+    // The body is parsed: its bytes are garbage now, whatever the handler keeps of the parsed value.
+    app.addHook('preValidation', async (request) => settleBody(request.raw));
+
+    app.addHook('onSend', async (request, reply, payload) => {
+      // An answer given before the body was read (401, 413, 503 at the door, a timeout): the rest of
+      // the body is not worth reading, and a client trickling it must not keep the socket.
+      if (!request.raw.complete || connections.isOverCap(request.raw.socket)) reply.header('connection', 'close');
+      watchResponse(request, reply);
+      if ((typeof payload === 'string' || Buffer.isBuffer(payload)) && Buffer.byteLength(payload) > SLICE_BYTES) {
+        reply.header('content-length', Buffer.byteLength(payload));
+        return slicedBody(payload);
+      }
+      return payload;
+    });
+
+    function watchResponse(request: FastifyRequest, reply: FastifyReply): void {
+      const socket = request.raw.socket as Socket | undefined;
+      if (!socket) return;
+      const res: ServerResponse = reply.raw;
+      watchdog.watch(socket, () => {
+        closed('write_timeout');
+        request.log.info({ unsent: socket.writableLength }, `the client read nothing for ${http.writeTimeoutSeconds} s (write_timeout); closing the connection`);
+        markCutForNotReading(res);
+        socket.destroy();
+      });
+      res.once('close', () => watchdog.unwatch(socket));
+    }
+  },
+  { name: 'attune-transport' },
+);
