@@ -13,6 +13,7 @@ import { admissionPlugin } from '../plugins/admission.js';
 import { authPlugin } from '../plugins/auth.js';
 import { corsPlugin } from '../plugins/cors.js';
 import { errorsPlugin } from '../plugins/errors.js';
+import { jsonBodyPlugin } from '../plugins/json-body.js';
 import { metricsPlugin } from '../plugins/metrics.js';
 import { requestIdFor, requestIdPlugin } from '../plugins/request-id.js';
 import { transportPlugin } from '../plugins/transport.js';
@@ -129,6 +130,7 @@ export function buildServer(input: ServerConfigInput, deps: ServerDeps): Fastify
     metrics: ctx.metrics,
   });
   app.register(requestIdPlugin);
+  app.register(jsonBodyPlugin);
   app.register(errorsPlugin, { metrics: ctx.metrics, bodyLimitBytes: config.limits.bodyLimitBytes });
   app.register(corsPlugin, { origins: config.corsOrigins });
   app.register(authPlugin, { keys: config.apiKeys });

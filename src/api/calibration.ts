@@ -7,6 +7,7 @@
  */
 import { CalibrationConfigError, type AnyCalibrator, type CalibrationDetail, type ModelFacts } from '../../calibrators/calibrator.js';
 import { badRequest, fieldPath } from './errors.js';
+import { parseJsonText } from './json-body.js';
 import { describeIssue } from './validation.js';
 
 export interface CalibrationSelection {
@@ -37,13 +38,9 @@ export function parseCalibration(
   return NONE;
 }
 
+/** Clients whose extra args are scalars send the object as JSON text; it is read like a body. */
 function fromXargs(v: unknown): unknown {
-  if (typeof v !== 'string') return v;
-  try {
-    return JSON.parse(v);
-  } catch {
-    throw badRequest('vllm_xargs.calibration: a string value must be JSON', 'vllm_xargs.calibration');
-  }
+  return typeof v === 'string' ? parseJsonText(v, 'vllm_xargs.calibration') : v;
 }
 
 function parseObject(raw: unknown, base: string, calibrators: ReadonlyMap<string, AnyCalibrator>, facts: ModelFacts): CalibrationSelection {

@@ -4,9 +4,17 @@
  * `X-Accel-Buffering: no` so nginx does not hold events back. The stream goes through Fastify's
  * reply (not a hijacked socket), so hooks, request-id and CORS headers, and logging still apply.
  */
+import type { ServerResponse } from 'node:http';
 import { PassThrough } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import type { ErrorBody } from './errors.js';
+
+/** Responses whose body is an SSE stream: the stream accounts for their outcome itself. */
+const streamReplies = new WeakSet<ServerResponse>();
+
+export function isStreamReply(res: ServerResponse): boolean {
+  return streamReplies.has(res);
+}
 
 export class SseStream {
   private readonly stream = new PassThrough();
@@ -26,6 +34,7 @@ export class SseStream {
   open(): void {
     if (this.opened) return;
     this.opened = true;
+    streamReplies.add(this.reply.raw);
     this.reply
       .code(200)
       .header('content-type', 'text/event-stream; charset=utf-8')
