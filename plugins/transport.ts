@@ -35,7 +35,13 @@ interface BodyState {
   timer: NodeJS.Timeout | null;
   guard: BodyGuard | null;
   expired: ApiError | null;
+  /** Refused mid-body for what the body is (too large, too complex, badly encoded): see `linger`. */
+  refusedForContent: boolean;
+  lingering: boolean;
 }
+
+/** Refusals of a body's content, after which the rest of the body is read and dropped (see `linger`). */
+const CONTENT_REFUSALS = new Set(['body_too_complex', 'body_too_large', 'invalid_content_encoding', 'unsupported_content_encoding']);
 
 function tooManyConnections(max: number, retryAfterSeconds: number): ApiError {
   return new ApiError(503, `the server has more than ${max} open connections (max_connections); retry later`, {
@@ -65,9 +71,31 @@ export const transportPlugin = fp<TransportPluginOptions>(
     const settleBody = (req: IncomingMessage) => {
       const state = bodies.get(req);
       if (!state) return;
+      state.ticket.release();
+      // A lingering body keeps its deadline until its last byte has been read and dropped.
+      if (state.lingering) return;
       if (state.timer) clearTimeout(state.timer);
       state.timer = null;
-      state.ticket.release();
+    };
+
+    /**
+     * After refusing a body for its content while the client is still sending it, read the rest and
+     * drop it (nginx's lingering close), within the body deadline and the body limit: a client that
+     * is still writing when the connection closes often loses the answer to a reset. The connection
+     * stays usable once the body has ended.
+     */
+    const linger = (request: FastifyRequest, state: BodyState) => {
+      const { raw } = request;
+      state.lingering = true;
+      raw.on('data', () => {
+        if (state.guard && state.guard.receivedEncodedLength > opts.bodyLimitBytes) raw.socket.destroy();
+      });
+      raw.once('end', () => {
+        state.lingering = false;
+        if (state.timer) clearTimeout(state.timer);
+        state.timer = null;
+      });
+      raw.resume();
     };
 
     app.addHook('onRequest', async (request, reply) => {
@@ -79,7 +107,7 @@ export const transportPlugin = fp<TransportPluginOptions>(
         throw tooManyConnections(http.maxConnections, opts.retryAfterSeconds);
       }
       if (!hasBody(raw)) return;
-      const state: BodyState = { ticket: new BodyTicket(budget), timer: null, guard: null, expired: null };
+      const state: BodyState = { ticket: new BodyTicket(budget), timer: null, guard: null, expired: null, refusedForContent: false, lingering: false };
       bodies.set(raw, state);
       const declared = Number(raw.headers['content-length']);
       // Over the body limit Fastify answers 413 without reading; otherwise the declared size is held
@@ -94,6 +122,10 @@ export const transportPlugin = fp<TransportPluginOptions>(
           state.timer = null;
           if (raw.complete) return;
           closed('body_timeout');
+          if (state.lingering) {
+            raw.socket.destroy();
+            return;
+          }
           request.log.info({ received: state.guard?.receivedEncodedLength ?? 0 }, 'request body timed out');
           state.expired = bodyTimedOut(timeoutMs);
           state.guard?.fail(state.expired);
@@ -107,7 +139,10 @@ export const transportPlugin = fp<TransportPluginOptions>(
       if (!state) return payload;
       if (state.expired) throw state.expired;
       const decoder = contentDecoder(request.headers['content-encoding']);
-      if (decoder instanceof ApiError) throw decoder;
+      if (decoder instanceof ApiError) {
+        state.refusedForContent = true;
+        throw decoder;
+      }
       const json = /^application\/json\b/i.test(request.headers['content-type'] ?? '');
       state.guard = new BodyGuard({
         ticket: state.ticket,
@@ -117,7 +152,9 @@ export const transportPlugin = fp<TransportPluginOptions>(
         jsonShape: json ? opts.jsonShape : null,
       }).attach(request.raw, decoder);
       state.guard.on('error', (e) => {
-        if (e instanceof ApiError && e.code === 'body_memory_full') closed('body_memory');
+        if (!(e instanceof ApiError)) return;
+        if (e.code === 'body_memory_full') closed('body_memory');
+        if (e.code !== null && CONTENT_REFUSALS.has(e.code)) state.refusedForContent = true;
       });
       return state.guard;
     });
@@ -126,9 +163,16 @@ export const transportPlugin = fp<TransportPluginOptions>(
     app.addHook('preValidation', async (request) => settleBody(request.raw));
 
     app.addHook('onSend', async (request, reply, payload) => {
-      // An answer given before the body was read (401, 413, 503 at the door, a timeout): the rest of
-      // the body is not worth reading, and a client trickling it must not keep the socket.
-      if (!request.raw.complete || connections.isOverCap(request.raw.socket)) reply.header('connection', 'close');
+      // An answer given before the body was read (401, 503 at the door, a timeout): the rest of the
+      // body is not worth reading, and a client trickling it must not keep the socket. A body refused
+      // for its content is read to its end and dropped instead, so that its client sees the answer.
+      const state = bodies.get(request.raw);
+      const declared = Number(request.headers['content-length']);
+      if (!request.raw.complete && state?.refusedForContent && !(declared > opts.bodyLimitBytes) && !state.lingering) {
+        // Fastify asks to close after any body error; reading the rest to the end makes that moot.
+        reply.removeHeader('connection');
+        linger(request, state);
+      } else if (!request.raw.complete || connections.isOverCap(request.raw.socket)) reply.header('connection', 'close');
       watchResponse(request, reply);
       if ((typeof payload === 'string' || Buffer.isBuffer(payload)) && Buffer.byteLength(payload) > SLICE_BYTES) {
         reply.header('content-length', Buffer.byteLength(payload));

@@ -183,6 +183,6 @@ function createContext(config: ServerConfig, deps: ServerDeps): ServerContext {
     admission,
     lifecycle,
     readiness,
-    schemas: { completions: completionsSchema(config.limits), chat: chatSchema(config.limits), tokenize: tokenizeSchema(config.limits) },
+    schemas: { completions: completionsSchema(config.limits), chat: chatSchema(config.limits), tokenize: tokenizeSchema(config.limits, info.maxModelLen) },
   };
 }

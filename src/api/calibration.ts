@@ -8,6 +8,7 @@
 import { CalibrationConfigError, type AnyCalibrator, type CalibrationDetail, type ModelFacts } from '../../calibrators/calibrator.js';
 import { badRequest, fieldPath } from './errors.js';
 import { parseJsonText } from './json-body.js';
+import { countKeysBeyond } from './schemas/common.js';
 import { describeIssue } from './validation.js';
 
 export interface CalibrationSelection {
@@ -47,6 +48,9 @@ function parseObject(raw: unknown, base: string, calibrators: ReadonlyMap<string
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw badRequest(`${base}: expected an object keyed by calibrator id (see GET /v1/calibrators)`, base);
   }
+  if (countKeysBeyond(raw, calibrators.size + 1)) {
+    throw badRequest(`${base}: more keys than there are calibrators (${[...calibrators.keys(), REPORT_KEY].join(', ')})`, base);
+  }
   const selection: CalibrationSelection = { configs: {}, ids: [], detail: 'summary', requested: true };
   for (const [key, value] of Object.entries(raw)) {
     const path = `${base}.${key}`;
@@ -72,10 +76,36 @@ function parseObject(raw: unknown, base: string, calibrators: ReadonlyMap<string
   return selection;
 }
 
+/**
+ * A calibrator config names at most every head of every layer once, plus a few settings. One that
+ * holds more values is refused before its schema walks it (a million layer keys took 5.6 s, and a
+ * four-million-element head list was accepted). The walk stops at the first value over the budget.
+ */
+function checkConfigSize(config: object, path: string, facts: ModelFacts): void {
+  const { nLayers, nHeads } = facts.config;
+  const budget = (nLayers + 1) * (nHeads + 1) + 64;
+  let seen = 0;
+  const stack: { value: unknown; at: string }[] = [{ value: config, at: path }];
+  while (stack.length) {
+    const { value, at } = stack.pop()!;
+    if (typeof value !== 'object' || value === null) continue;
+    const entries = Array.isArray(value) ? value.length : undefined;
+    if (entries !== undefined ? seen + entries > budget : countKeysBeyond(value, budget - seen)) {
+      throw badRequest(`${at}: too many values; a calibration config for this model (${nLayers} layers of ${nHeads} heads) holds at most ${budget}`, at, 'too_large');
+    }
+    for (const k in value) {
+      if (!Object.prototype.hasOwnProperty.call(value, k)) continue;
+      seen++;
+      stack.push({ value: (value as Record<string, unknown>)[k], at: `${at}.${k}` });
+    }
+  }
+}
+
 function resolveOne(calibrator: AnyCalibrator, value: unknown, path: string, facts: ModelFacts): unknown {
   let input: true | Record<string, unknown>;
   if (value === true) input = true;
   else if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    checkConfigSize(value, path, facts);
     const parsed = calibrator.schema.safeParse(value);
     if (!parsed.success) {
       const issue = describeIssue(parsed.error.issues);

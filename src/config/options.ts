@@ -67,6 +67,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: 'max-stop-token-ids', env: 'ATTUNE_MAX_STOP_TOKEN_IDS', path: ['limits', 'maxStopTokenIds'], kind: 'int', meta: 'N', help: 'entries in `stop_token_ids`' },
   { flag: 'max-logit-bias', env: 'ATTUNE_MAX_LOGIT_BIAS', path: ['limits', 'maxLogitBias'], kind: 'int', meta: 'N', help: 'entries in `logit_bias`' },
   { flag: 'max-logprobs', env: 'ATTUNE_MAX_LOGPROBS', path: ['limits', 'maxLogprobs'], kind: 'int', meta: 'N', help: '`logprobs` / `top_logprobs` ceiling (at most 20)' },
+  { flag: 'max-logprob-entries', env: 'ATTUNE_MAX_LOGPROB_ENTRIES', path: ['limits', 'maxLogprobEntries'], kind: 'int', meta: 'N', help: 'logprob entries one response may hold, over all choices, generated and echoed tokens and prompt_logprobs (a token with N alternatives counts N+1)' },
   { flag: 'max-n', env: 'ATTUNE_MAX_N', path: ['limits', 'maxN'], kind: 'int', meta: 'N', help: 'choices per prompt (`n`)' },
   { flag: 'max-prompts', env: 'ATTUNE_MAX_PROMPTS', path: ['limits', 'maxPrompts'], kind: 'int', meta: 'N', help: 'prompts in one batched completions request' },
   { flag: 'max-images', env: 'ATTUNE_MAX_IMAGES', path: ['limits', 'maxImagesPerRequest'], kind: 'int', meta: 'N', help: 'image parts in one chat request' },

@@ -22,6 +22,11 @@ export const LimitsSchema = z.strictObject({
   maxLogitBias: z.number().int().min(0).default(300),
   /** Per-token alternatives for `logprobs` / `top_logprobs`; OpenAI's ceiling is 20. */
   maxLogprobs: z.number().int().min(0).max(20).default(20),
+  /**
+   * Logprob entries one response may hold (a token with N alternatives counts N + 1), over every
+   * choice, generated and echoed tokens, and prompt_logprobs; more is a 400 before generation.
+   */
+  maxLogprobEntries: z.number().int().min(1).default(200_000),
   /** Choices per prompt (`n`). */
   maxN: z.number().int().min(1).default(16),
   /** Prompts in one batched `/v1/completions` request. */

@@ -11,6 +11,7 @@ import { ChatResponder } from '../generation/chat-responder.js';
 import { execute, fanOut, responseId, streamSettings } from '../generation/execute.js';
 import { clientGoneSignal, ImageFetcher } from '../images/image-fetch.js';
 import { checkModelName } from '../model-name.js';
+import { checkLogprobEntries, chatLogprobTerms } from '../response-size.js';
 import { buildSampling, resolveMaxTokens } from '../sampling.js';
 import { parseWith } from '../validation.js';
 
@@ -49,6 +50,13 @@ export const chatRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) 
       });
       const [requested, param] = body.max_completion_tokens !== undefined ? [body.max_completion_tokens, 'max_completion_tokens'] : [body.max_tokens, 'max_tokens'];
       const maxTokens = resolveMaxTokens(prompt.ids.length, 'messages', requested, param, model);
+      checkLogprobEntries(
+        chatLogprobTerms(
+          { choices: n, promptTokens: prompt.ids.length, maxTokens },
+          { topLogprobs: body.logprobs ? (body.top_logprobs ?? 0) : null, promptLogprobs: body.prompt_logprobs, maxTokensParam: param },
+        ),
+        config.limits.maxLogprobEntries,
+      );
       const sampling = buildSampling(body, { maxTokens, logprobs: body.logprobs ? (body.top_logprobs ?? 0) : null, promptLogprobs: body.prompt_logprobs }, model);
       const sequences = fanOut({ promptIds: prompt.ids, sampling }, n);
       const responder = new ChatResponder({

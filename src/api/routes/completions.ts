@@ -11,6 +11,7 @@ import { CompletionsResponder } from '../generation/completions-responder.js';
 import { execute, fanOut, responseId, streamSettings } from '../generation/execute.js';
 import { checkModelName } from '../model-name.js';
 import { encodePrompts, splitPrompts } from '../prompts.js';
+import { checkLogprobEntries, completionsLogprobTerms } from '../response-size.js';
 import { buildSampling, resolveMaxTokens } from '../sampling.js';
 import { parseWith } from '../validation.js';
 
@@ -25,7 +26,7 @@ export const completionsRoute: FastifyPluginAsync<RouteOptions> = async (app, { 
     const { stream, includeUsage } = streamSettings(body);
     if (body.best_of !== undefined && body.best_of !== n) throw unsupported('best_of', 'best_of other than n is not supported');
     const calibration = parseCalibration(body, ctx.calibrators, ctx.facts);
-    const raw = splitPrompts(body.prompt, config.limits.maxPrompts);
+    const raw = splitPrompts(body.prompt, config.limits.maxPrompts, model.maxModelLen);
 
     const ticket = ctx.admission.admit(raw.length * n);
     try {
@@ -37,6 +38,13 @@ export const completionsRoute: FastifyPluginAsync<RouteOptions> = async (app, { 
         const maxTokens = resolveMaxTokens(p.ids.length, p.param, body.max_tokens, 'max_tokens', model);
         return { prompt: p, seq: { promptIds: p.ids, sampling: buildSampling(body, { maxTokens, logprobs: body.logprobs, promptLogprobs }, model) } };
       });
+      checkLogprobEntries(
+        completionsLogprobTerms(
+          perPrompt.map(({ prompt, seq }) => ({ choices: n, promptTokens: prompt.ids.length, maxTokens: seq.sampling.maxTokens })),
+          { logprobs: body.logprobs, echo: body.echo, promptLogprobs: body.prompt_logprobs },
+        ),
+        config.limits.maxLogprobEntries,
+      );
       const sequences = perPrompt.flatMap(({ seq }) => fanOut(seq, n));
       const responder = new CompletionsResponder({
         meta: { id: responseId('cmpl'), created: Math.floor(Date.now() / 1000), model: model.id },

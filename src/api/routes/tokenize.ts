@@ -8,7 +8,6 @@ import type { RouteOptions } from '../context.js';
 import { badRequest } from '../errors.js';
 import { checkModelName } from '../model-name.js';
 import { checkPromptChars } from '../prompts.js';
-import { DetokenizeSchema } from '../schemas/tokenize.js';
 import { parseWith } from '../validation.js';
 
 export const tokenizeRoutes: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) => {
@@ -39,7 +38,7 @@ export const tokenizeRoutes: FastifyPluginAsync<RouteOptions> = async (app, { ct
   });
 
   app.post('/detokenize', async (request) => {
-    const body = parseWith(DetokenizeSchema, request.body);
+    const body = parseWith(ctx.schemas.tokenize.detokenize, request.body);
     checkModelName(body.model, model.id);
     body.tokens.forEach((t, i) => {
       if (t >= model.vocabSize) throw badRequest(`tokens.${i}: token id ${t} is outside the vocabulary [0, ${model.vocabSize})`, `tokens.${i}`, 'invalid_token_id');
