@@ -117,6 +117,12 @@ export function buildServer(input: ServerConfigInput, deps: ServerDeps): Fastify
   };
   app.decorate('attune', controls);
   app.addHook('onClose', async () => ctx.readiness.dispose());
+  // The engine may outlive this server (tests share one): listen only while the server is up.
+  const onSteps = (tokens: number[]) => ctx.metrics.observeSteps(tokens);
+  deps.engine.on('steps', onSteps);
+  app.addHook('onClose', async () => {
+    deps.engine.off('steps', onSteps);
+  });
   app.addHook('preClose', async () => {
     setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS).unref();
   });
@@ -149,7 +155,7 @@ function createContext(config: ServerConfig, deps: ServerDeps): ServerContext {
   const { engine } = deps;
   const info = engine.info;
   const id = config.servedModelName ?? info.name;
-  const metrics = new ServerMetrics(id, () => engine.stats);
+  const metrics = new ServerMetrics(id, () => engine.stats, info.maxModelLen);
   const calibrators = new Map((deps.calibrators ?? CALIBRATORS).map((c) => [c.id, c]));
   for (const c of calibrators.values()) metrics.declareCalibrator(c.id, c.schema instanceof z.ZodObject ? Object.keys(c.schema.shape) : []);
   const lifecycle = new Lifecycle();

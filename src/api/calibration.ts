@@ -19,10 +19,12 @@ export interface CalibrationSelection {
   detail: CalibrationDetail;
   /** The request had a calibration field at all (then the response carries a calibration object). */
   requested: boolean;
+  /** Calibrators the request turned off by name (`"act": false`): reported as `{"active": false}`. */
+  off: string[];
 }
 
 const REPORT_KEY = 'report';
-const NONE: CalibrationSelection = { configs: {}, ids: [], detail: 'summary', requested: false };
+const NONE: CalibrationSelection = { configs: {}, ids: [], detail: 'summary', requested: false, off: [] };
 
 export function parseCalibration(
   body: { calibration?: unknown; vllm_xargs?: Record<string, unknown> | undefined },
@@ -51,7 +53,7 @@ function parseObject(raw: unknown, base: string, calibrators: ReadonlyMap<string
   if (countKeysBeyond(raw, calibrators.size + 1)) {
     throw badRequest(`${base}: more keys than there are calibrators (${[...calibrators.keys(), REPORT_KEY].join(', ')})`, base);
   }
-  const selection: CalibrationSelection = { configs: {}, ids: [], detail: 'summary', requested: true };
+  const selection: CalibrationSelection = { configs: {}, ids: [], detail: 'summary', requested: true, off: [] };
   for (const [key, value] of Object.entries(raw)) {
     const path = `${base}.${key}`;
     if (key === REPORT_KEY) {
@@ -68,7 +70,10 @@ function parseObject(raw: unknown, base: string, calibrators: ReadonlyMap<string
         'unknown_calibrator',
       );
     }
-    if (value === false) continue;
+    if (value === false) {
+      selection.off.push(key);
+      continue;
+    }
     const config = resolveOne(calibrator, value, path, facts);
     selection.configs[key] = config;
     if (calibrator.isActive(config)) selection.ids.push(key);

@@ -74,6 +74,9 @@ export class EngineCore {
   private readonly events: EngineEvent[] = [];
   private readonly scratch = new SamplingScratch();
   private stepping = false;
+  /** Tokens fed by the step in progress, and by finished steps not yet reported (attune:iteration_tokens_total). */
+  private stepTokens = 0;
+  private readonly stepTokenLog: number[] = [];
   readonly maxModelLen: number;
 
   constructor(
@@ -129,7 +132,7 @@ export class EngineCore {
       calibrations,
       idleCalibrators: idle,
       wholePrefill: calibrations.some((c) => c.calibrator.needsWholePrefill(c.config)),
-      sampler: new RowSampler(sampling, promptIds, { scratch: this.scratch, extraProcessors }),
+      sampler: new RowSampler(sampling, promptIds, { scratch: this.scratch, extraProcessors, modelStopIds: this.model.tokenizer.stopIds }),
       output: new RowOutput(this.model.tokenizer, sampling, promptIds),
       promptLogprobs: sampling.promptLogprobs !== null ? [null] : null,
       aborted: false,
@@ -165,7 +168,13 @@ export class EngineCore {
     }
   }
 
+  /** Tokens each finished step fed the model (prompt tokens prefilled + rows decoded), not yet reported. */
+  takeStepTokens(): number[] {
+    return this.stepTokenLog.splice(0);
+  }
+
   private async runStep(): Promise<void> {
+    this.stepTokens = 0;
     this.reapAborted();
     this.admit();
     const prefill = this.planPrefill();
@@ -177,6 +186,7 @@ export class EngineCore {
     }
     this.reapAborted(); // aborts that arrived during this step's forwards
     this.pool.shrinkToFit();
+    if (this.stepTokens > 0) this.stepTokenLog.push(this.stepTokens);
     this.flush();
   }
 
@@ -187,7 +197,8 @@ export class EngineCore {
   }
 
   private flush(): void {
-    if (this.events.length) this.sink(this.events.splice(0));
+    // A step with no events (a middle chunk of a long prompt) still reports the tokens it fed.
+    if (this.events.length || this.stepTokenLog.length) this.sink(this.events.splice(0));
   }
 
   private async guarded(rows: Row[], fn: () => Promise<void>): Promise<void> {
@@ -264,6 +275,7 @@ export class EngineCore {
 
   private async runPrefill(plan: { row: Row; tokens: number }[], continuing: boolean): Promise<void> {
     const rows = plan.map((p) => p.row);
+    this.stepTokens += plan.reduce((a, p) => a + p.tokens, 0);
     const stepRows: StepRow[] = plan.map(({ row, tokens }) => ({
       tokens: row.req.promptIds.slice(row.prefilled, row.prefilled + tokens),
       past: row.prefilled,
@@ -310,6 +322,7 @@ export class EngineCore {
   }
 
   private async runDecode(rows: Row[]): Promise<void> {
+    this.stepTokens += rows.length;
     const stepRows: StepRow[] = rows.map((r) => ({ tokens: [r.lastToken], past: r.slot!.used, allLogits: false }));
     this.pool.ensureCapacity(Math.max(...stepRows.map((r) => r.past + 1)));
     const shape = stepShape(stepRows, this.pool.capacity);

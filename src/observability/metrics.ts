@@ -12,7 +12,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { CONNECTION_CLOSE_REASONS, type ConnectionCloseReason } from '../api/transport/connection-guard.js';
 import type { EngineStats } from '../engine/protocol.js';
 import type { EngineEvent } from '../engine/types.js';
-import { CALIBRATION_SECONDS_BUCKETS, ITL_BUCKETS, REQUEST_LATENCY_BUCKETS, TTFT_BUCKETS } from './buckets.js';
+import { CALIBRATION_SECONDS_BUCKETS, countBucketsUpTo, ITERATION_TOKENS_BUCKETS, ITL_BUCKETS, PARAMS_N_BUCKETS, REQUEST_LATENCY_BUCKETS, TTFT_BUCKETS } from './buckets.js';
 import { ReportHistograms } from './report-histograms.js';
 
 export const FAILURE_REASONS = ['overloaded', 'validation', 'aborted', 'timeout', 'internal'] as const;
@@ -29,6 +29,14 @@ export class ServerMetrics {
   private readonly queue: Histogram;
   private readonly prefill: Histogram;
   private readonly decode: Histogram;
+  private readonly inference: Histogram;
+  private readonly timePerOutputToken: Histogram;
+  private readonly requestPromptTokens: Histogram;
+  private readonly requestGenerationTokens: Histogram;
+  private readonly requestMaxTokens: Histogram;
+  private readonly requestMaxGenerationTokens: Histogram;
+  private readonly requestN: Histogram;
+  private readonly iterationTokens: Histogram;
   private readonly promptTokens: Counter;
   private readonly generationTokens: Counter;
   private readonly success: Counter<'finished_reason'>;
@@ -38,7 +46,8 @@ export class ServerMetrics {
   private readonly connectionsClosed: Counter<'reason'>;
   private openConnections: () => number = () => 0;
 
-  constructor(modelName: string, engineStats: () => EngineStats) {
+  /** `maxModelLen` sizes the token-count histograms (vLLM's 1-2-5 series up to the context length). */
+  constructor(modelName: string, engineStats: () => EngineStats, maxModelLen = 100_000) {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ model_name: modelName });
     const histogram = (name: string, help: string, buckets: number[]) => new Histogram({ name, help, buckets, registers });
@@ -49,6 +58,15 @@ export class ServerMetrics {
     this.queue = histogram('attune:request_queue_time_seconds', 'Time a request waited for a batch slot', REQUEST_LATENCY_BUCKETS);
     this.prefill = histogram('attune:request_prefill_time_seconds', 'Time from scheduling to the first token', REQUEST_LATENCY_BUCKETS);
     this.decode = histogram('attune:request_decode_time_seconds', 'Time from the first to the last token', REQUEST_LATENCY_BUCKETS);
+    this.inference = histogram('attune:request_inference_time_seconds', 'Time from scheduling to the last token (prefill + decode)', REQUEST_LATENCY_BUCKETS);
+    this.timePerOutputToken = histogram('attune:request_time_per_output_token_seconds', 'Per sequence: decode time over its generated tokens after the first', ITL_BUCKETS);
+    const tokens = countBucketsUpTo(maxModelLen);
+    this.requestPromptTokens = histogram('attune:request_prompt_tokens', 'Prompt tokens of each finished sequence', tokens);
+    this.requestGenerationTokens = histogram('attune:request_generation_tokens', 'Generated tokens of each finished sequence', tokens);
+    this.requestMaxTokens = histogram('attune:request_params_max_tokens', 'The max_tokens of each finished sequence (the rest of the context when not given)', tokens);
+    this.requestMaxGenerationTokens = histogram('attune:request_max_num_generation_tokens', 'Per prompt of a finished request: the most tokens any of its n choices generated', tokens);
+    this.requestN = histogram('attune:request_params_n', 'The n of each prompt of a finished request', PARAMS_N_BUCKETS);
+    this.iterationTokens = histogram('attune:iteration_tokens_total', 'Tokens fed to the model by one engine step (prompt tokens prefilled + sequences decoded)', ITERATION_TOKENS_BUCKETS);
 
     // Gauges read the engine's latest stats at scrape time rather than being pushed on every step.
     const gauge = (name: string, help: string, read: (s: EngineStats) => number) =>
@@ -109,9 +127,30 @@ export class ServerMetrics {
     this.failure.inc({ reason });
   }
 
-  /** Metrics for one engine sequence (one choice); `arrivedAt` is the HTTP arrival (performance.now()). */
-  startSequence(arrivedAt: number, calibrators: readonly string[]): SequenceMetrics {
-    return new SequenceMetrics(this, arrivedAt, calibrators);
+  /**
+   * Metrics for one engine sequence (one choice); `arrivedAt` is the HTTP arrival (performance.now()),
+   * `maxTokens` its resolved max_tokens.
+   */
+  startSequence(arrivedAt: number, calibrators: readonly string[], maxTokens: number): SequenceMetrics {
+    return new SequenceMetrics(this, arrivedAt, calibrators, maxTokens);
+  }
+
+  /** One engine report: the tokens each of its steps fed the model. */
+  observeSteps(tokensPerStep: readonly number[]): void {
+    for (const t of tokensPerStep) this.iterationTokens.observe(t);
+  }
+
+  /**
+   * A request that succeeded: its finished sequences count (a request that failed counts none of
+   * its sequences as successes, whatever some of them had finished), by prompt in groups of n.
+   */
+  commitRequest(groups: readonly (readonly SequenceMetrics[])[]): void {
+    for (const group of groups) {
+      let most = 0;
+      for (const seq of group) most = Math.max(most, seq.commit());
+      this.requestN.observe(group.length);
+      this.requestMaxGenerationTokens.observe(most);
+    }
   }
 
   /** @internal used by SequenceMetrics */
@@ -125,8 +164,8 @@ export class ServerMetrics {
     if (generated) this.generationTokens.inc(generated);
   }
 
-  /** @internal used by SequenceMetrics */
-  recordFinish(e: FinishEvent, e2eSeconds: number, calibrators: readonly string[]): void {
+  /** @internal used by SequenceMetrics.commit */
+  recordFinish(e: FinishEvent, e2eSeconds: number, calibrators: readonly string[], maxTokens: number): void {
     if (e.reason === 'abort') return;
     this.success.inc({ finished_reason: e.reason });
     const { queuedMs, prefillMs, decodeMs } = e.timing;
@@ -134,6 +173,11 @@ export class ServerMetrics {
     this.queue.observe(queuedMs / 1000);
     this.prefill.observe(prefillMs / 1000);
     this.decode.observe(decodeMs / 1000);
+    this.inference.observe((prefillMs + decodeMs) / 1000);
+    if (e.completionTokens > 1) this.timePerOutputToken.observe(decodeMs / 1000 / (e.completionTokens - 1));
+    this.requestPromptTokens.observe(e.promptTokens);
+    this.requestGenerationTokens.observe(e.completionTokens);
+    this.requestMaxTokens.observe(maxTokens);
     for (const id of calibrators) {
       this.calibrationRequests.inc({ calibrator: id });
       this.calibrationSeconds.observe({ calibrator: id }, (prefillMs + decodeMs) / 1000);
@@ -153,11 +197,13 @@ export class ServerMetrics {
 export class SequenceMetrics {
   private last: number | null = null;
   private prompted = false;
+  private finished: { event: FinishEvent; e2eSeconds: number } | null = null;
 
   constructor(
     private readonly metrics: ServerMetrics,
     private readonly arrivedAt: number,
     private readonly calibrators: readonly string[],
+    private readonly maxTokens: number,
   ) {}
 
   /** The prompt was prefilled (the engine's first event for this sequence). */
@@ -179,8 +225,18 @@ export class SequenceMetrics {
     this.last = now;
   }
 
+  /** The sequence finished; it is counted once its request turns out to have succeeded (`commit`). */
   finish(e: FinishEvent, now = performance.now()): void {
     this.prefilled(e.promptTokens);
-    this.metrics.recordFinish(e, (now - this.arrivedAt) / 1000, this.calibrators);
+    this.finished = { event: e, e2eSeconds: (now - this.arrivedAt) / 1000 };
+  }
+
+  /** Counts the finished sequence; returns its generated tokens (0 if it never finished). */
+  commit(): number {
+    const f = this.finished;
+    if (!f) return 0;
+    this.finished = null;
+    this.metrics.recordFinish(f.event, f.e2eSeconds, this.calibrators, this.maxTokens);
+    return f.event.completionTokens;
   }
 }

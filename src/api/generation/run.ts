@@ -49,6 +49,8 @@ export interface RunOptions {
   /** 0 = no deadline. */
   timeoutMs: number;
   reply: FastifyReply;
+  /** Choices per prompt: `sequences` holds each prompt's n choices one after another. */
+  choicesPerPrompt: number;
 }
 
 export class GenerationRun {
@@ -63,7 +65,7 @@ export class GenerationRun {
     private readonly deps: RunDeps,
     private readonly opts: RunOptions,
   ) {
-    this.sequenceMetrics = opts.sequences.map(() => deps.metrics.startSequence(opts.arrivedAt, opts.calibration.ids));
+    this.sequenceMetrics = opts.sequences.map((seq) => deps.metrics.startSequence(opts.arrivedAt, opts.calibration.ids, seq.sampling.maxTokens));
     // Each sequence's engine stream listens on this one signal, so n x prompts listeners are expected;
     // past Node's default of 10 it would warn of a leak on every large-n request.
     setMaxListeners(opts.sequences.length + 10, this.controller.signal);
@@ -192,6 +194,7 @@ export class GenerationRun {
           type: 'timeout_error',
           code: 'request_timeout',
           failure: 'timeout',
+          headers: NO_RETRY,
         });
       case 'shutdown':
         return shutDownMidRequest(this.deps.retryAfterSeconds);
@@ -211,6 +214,13 @@ export class GenerationRun {
     if (this.disposed) return;
     this.disposed = true;
     if (this.streams.some((s) => !s.done)) this.abort('failed');
+    // Only a request that succeeded counts its sequences as successes.
+    if (this.failure() === null) {
+      const n = this.opts.choicesPerPrompt;
+      const groups = [];
+      for (let i = 0; i < this.sequenceMetrics.length; i += n) groups.push(this.sequenceMetrics.slice(i, i + n));
+      this.deps.metrics.commitRequest(groups);
+    }
     for (const d of this.disposers.splice(0)) d();
     const res = this.opts.reply.raw;
     // Node marks a response destroyed when it emits 'close': after its last byte, or when cut.
@@ -219,12 +229,18 @@ export class GenerationRun {
   }
 }
 
+/**
+ * OpenAI's SDKs retry 408 (three runs of the same generation by default); a generation that ran out
+ * of time would only run out again. They honour `x-should-retry`.
+ */
+const NO_RETRY = { 'x-should-retry': 'false' };
+
 function engineFailure(reason: string, message: string, retryAfterSeconds: number): ApiError {
   switch (reason) {
     case 'validation':
       return new ApiError(400, message, { code: 'invalid_request', failure: 'validation' });
     case 'timeout':
-      return new ApiError(408, message, { type: 'timeout_error', code: 'request_timeout', failure: 'timeout' });
+      return new ApiError(408, message, { type: 'timeout_error', code: 'request_timeout', failure: 'timeout', headers: NO_RETRY });
     case 'aborted':
       return new ApiError(503, message, { type: 'unavailable_error', code: 'aborted', failure: 'aborted', headers: { 'retry-after': String(retryAfterSeconds) } });
     default:

@@ -29,3 +29,8 @@ export class TokenText {
     return byte ? [parseInt(byte[1]!, 16)] : [...Buffer.from(this.text(id), 'utf8')];
   }
 }
+
+/** -Infinity has no JSON form; OpenAI and vLLM write -9999 instead. */
+export function jsonLogprob(logprob: number): number {
+  return Math.max(logprob, -9999);
+}

@@ -60,11 +60,12 @@ export const chatRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) 
       const sampling = buildSampling(body, { maxTokens, logprobs: body.logprobs ? (body.top_logprobs ?? 0) : null, promptLogprobs: body.prompt_logprobs }, model);
       const sequences = fanOut({ promptIds: prompt.ids, sampling }, n);
       const responder = new ChatResponder({
-        meta: { id: responseId('chatcmpl'), created: Math.floor(Date.now() / 1000), model: model.id },
+        meta: { id: responseId('chatcmpl', body.request_id), created: Math.floor(Date.now() / 1000), model: model.id },
         choices: n,
         promptTokens: prompt.ids.length,
         streaming: stream,
         calibrationRequested: calibration.requested,
+        calibrationOff: calibration.off,
         logprobs: body.logprobs,
         promptLogprobs: body.prompt_logprobs === null ? null : { topN: body.prompt_logprobs, promptIds: prompt.ids },
         tokensAsIds: body.return_tokens_as_token_ids ?? false,
@@ -81,6 +82,7 @@ export const chatRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) 
         responder,
         stream,
         includeUsage,
+        choicesPerPrompt: n,
         promptForLog: body.messages,
       });
     } catch (e) {

@@ -47,11 +47,12 @@ export const completionsRoute: FastifyPluginAsync<RouteOptions> = async (app, { 
       );
       const sequences = perPrompt.flatMap(({ seq }) => fanOut(seq, n));
       const responder = new CompletionsResponder({
-        meta: { id: responseId('cmpl'), created: Math.floor(Date.now() / 1000), model: model.id },
+        meta: { id: responseId('cmpl', body.request_id), created: Math.floor(Date.now() / 1000), model: model.id },
         choices: sequences.length,
         promptTokens: prompts.reduce((a, p) => a + p.ids.length, 0),
         streaming: stream,
         calibrationRequested: calibration.requested,
+        calibrationOff: calibration.off,
         sources: perPrompt.flatMap(({ prompt }) => Array.from({ length: n }, () => ({ promptIds: prompt.ids, promptText: prompt.text }))),
         echo: body.echo,
         logprobs: body.logprobs,
@@ -70,6 +71,7 @@ export const completionsRoute: FastifyPluginAsync<RouteOptions> = async (app, { 
         responder,
         stream,
         includeUsage,
+        choicesPerPrompt: n,
         promptForLog: body.prompt,
       });
     } catch (e) {

@@ -94,7 +94,18 @@ export function samplingFields(limits: Limits) {
     // vLLM's extra parameters that attune does not implement.
     skip_special_tokens: unsupportedField('skip_special_tokens: false is not supported (special tokens are always skipped)', (v) => v === true),
     spaces_between_special_tokens: unsupportedField('spaces_between_special_tokens is not supported', (v) => v === true),
-    min_tokens: unsupportedField('min_tokens is not supported', (v) => v === 0),
+    /** vLLM: stop tokens and stop strings cannot end the choice before this many tokens (at most max_tokens). */
+    min_tokens: optional(z.number().int().min(0)),
+    /** vLLM: only with its priority scheduling, which attune does not have (it serves in arrival order). */
+    priority: unsupportedField('priority scheduling is not supported: requests are served in arrival order; send 0 or leave priority out', (v) => v === 0),
+    /** vLLM: the response id becomes cmpl-<request_id> / chatcmpl-<request_id>. */
+    request_id: optional(z.string().regex(/^[\x21-\x7e]{1,128}$/, 'request_id must be 1 to 128 printable ASCII characters without spaces')),
+    /** vLLM: salts prefix-cache hashes so tenants cannot probe each other's prompts; attune keeps no prefix cache, so there is nothing shared to salt. */
+    cache_salt: optional(z.string().min(1, 'cache_salt must not be empty')),
+    kv_transfer_params: unsupportedField('kv_transfer_params is not supported: attune has no disaggregated prefill'),
+    structural_tag: unsupportedField('structured outputs are not supported'),
+    guided_decoding_backend: unsupportedField('guided decoding is not supported'),
+    guided_whitespace_pattern: unsupportedField('guided decoding is not supported'),
     use_beam_search: unsupportedField('beam search is not supported', (v) => v === false),
     length_penalty: unsupportedField('length_penalty is not supported', (v) => v === 1),
     truncate_prompt_tokens: unsupportedField('truncate_prompt_tokens is not supported: attune never truncates a prompt'),

@@ -20,6 +20,8 @@ export function completionsSchema(limits: Limits) {
     /** vLLM: whether text prompts get the tokenizer's BOS; token-id prompts are used as given. */
     add_special_tokens: z.boolean().nullish().transform((v) => v ?? true),
     suffix: unsupportedField('suffix is not supported', (v) => v === ''),
+    /** vLLM: prompts as embeddings instead of tokens. */
+    prompt_embeds: unsupportedField('prompt_embeds is not supported; send text or token ids'),
   });
 }
 
