@@ -7,6 +7,7 @@ import { ChatTemplate, ChatTemplateError, type ChatMessage } from '../../models/
 import type { Tokenizer } from '../../models/tokenizers/tokenizer.js';
 import type { Limits } from '../config/schema.js';
 import { badRequest } from './errors.js';
+import { controlText } from './generation/token-text.js';
 import type { ImageFetcher } from './images/image-fetch.js';
 import { isRemoteImageUrl, validateImageUrl } from './images/image-url.js';
 import { checkPromptChars } from './prompts.js';
@@ -62,11 +63,11 @@ export interface ChatPromptContext {
 export function renderChatPrompt(messages: readonly ChatMessageInput[], addGenerationPrompt: boolean, ctx: ChatPromptContext): { ids: number[]; text: string } {
   if (!ctx.template) throw badRequest('this model has no chat template; use /v1/completions', 'messages', 'no_chat_template');
   const { tokenizer } = ctx;
-  const bos = specialText(tokenizer, tokenizer.bosId);
+  const bos = controlText(tokenizer, tokenizer.bosId);
   const eosId = tokenizer.stopIds.find((id) => id !== tokenizer.bosId);
   let text: string;
   try {
-    text = ctx.template.render({ messages: templateMessages(messages), addGenerationPrompt, bosToken: bos, eosToken: specialText(tokenizer, eosId ?? null) });
+    text = ctx.template.render({ messages: templateMessages(messages), addGenerationPrompt, bosToken: bos, eosToken: controlText(tokenizer, eosId ?? null) });
   } catch (e) {
     // raise_exception() in a template is how templates reject a conversation (e.g. roles that do not alternate).
     if (e instanceof ChatTemplateError) throw badRequest(e.message, 'messages', 'chat_template_error');
@@ -77,12 +78,6 @@ export function renderChatPrompt(messages: readonly ChatMessageInput[], addGener
   return { ids: tokenizer.encode(text, { addBos: true }), text };
 }
 
-/** A control token as a template writes it (llama2.c stores BOS as "\n<s>\n"; templates write "<s>"). */
-function specialText(tokenizer: Tokenizer, id: number | null): string | null {
-  if (id === null) return null;
-  const piece = tokenizer.idToPiece(id).trim();
-  return piece.length ? piece : null;
-}
 
 export function compileChatTemplate(source: string | null): ChatTemplate | null {
   return source === null ? null : new ChatTemplate(source);

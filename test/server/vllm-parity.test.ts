@@ -96,6 +96,14 @@ describe('vLLM and OpenAI SDK parity', () => {
     assert.ok(reports.every((r) => r.active === true));
   });
 
+  it('writes BOS and EOS as <s> and </s> in /detokenize and in echoed tokens, as vLLM users see them', async () => {
+    const ids = [1, 403, 407, 261, 378];
+    const d = await postJson<{ prompt: string }>(`${s.url}/detokenize`, { tokens: [...ids, EOS] });
+    assert.equal(d.body.prompt, '<s>Once upon a time</s>');
+    const echoed = await complete({ prompt: ids, max_tokens: 1, echo: true, logprobs: 1 });
+    assert.deepEqual(echoed.choices[0]!.logprobs!.tokens.slice(0, 2), ['<s>', ' Once']);
+  });
+
   it('honours or refuses vLLM fields it does not otherwise act on', async () => {
     const named = await complete({ prompt: 'Hi', max_tokens: 1, request_id: 'my-req-1', priority: 0, cache_salt: 'tenant-a' });
     assert.equal(named.id, 'cmpl-my-req-1');

@@ -43,6 +43,6 @@ export const tokenizeRoutes: FastifyPluginAsync<RouteOptions> = async (app, { ct
     body.tokens.forEach((t, i) => {
       if (t >= model.vocabSize) throw badRequest(`tokens.${i}: token id ${t} is outside the vocabulary [0, ${model.vocabSize})`, `tokens.${i}`, 'invalid_token_id');
     });
-    return { prompt: tokenizer.decode(body.tokens) };
+    return { prompt: ctx.tokenText.sequence(body.tokens) };
   });
 };
