@@ -19,7 +19,7 @@
 import { z } from 'zod';
 import { attr, type Value } from '../models/onnx/graph-builder.js';
 import { DIM, KEYS_AXIS, type FragmentContext, type HookFragment } from '../models/compiler/hooks.js';
-import { HeadSetSchema } from '../models/profiles/profile.js';
+import { HeadSetSchema, type ModelProfile } from '../models/profiles/profile.js';
 import { CalibrationConfigError, type Calibrator, type CalibrationDetail, type ModelFacts, type RowInputWriter, type RowStep } from './calibrator.js';
 import { sinkSet } from './act-sinks.js';
 
@@ -60,7 +60,12 @@ export function defaultActLayers(nLayers: number): number[] {
 
 /** Layers that get ACT fragments for this model. */
 export function actLayers(model: ModelFacts): number[] {
-  return model.profile.act?.layers ?? defaultActLayers(model.config.nLayers);
+  return actLayersFor(model.profile, model.config.nLayers);
+}
+
+/** The same, from a profile and a depth alone (before an engine has loaded the model). */
+export function actLayersFor(profile: ModelProfile, nLayers: number): number[] {
+  return profile.act?.layers ?? defaultActLayers(nLayers);
 }
 
 /**

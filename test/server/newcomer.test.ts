@@ -7,12 +7,14 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import semver from 'semver';
 import { resolveModel } from '../../models/resolve.js';
+import { attune, CLOZE_DIR } from '../eval/cli-runner.js';
 import { closedPort } from '../helpers/file-server.js';
 import { modelsDir, repoRoot } from '../helpers/models-dir.js';
 import { withTempDir } from '../helpers/temp-dir.js';
@@ -88,6 +90,20 @@ describe('newcomer friction', () => {
         },
       );
       assert.equal(existsSync(join(dir, 'cache')), false, 'the failed download left a cache folder behind');
+    });
+  });
+
+  it('attune profile act searches the layers ACT is compiled into by default, not 0 and 1', async () => {
+    const lines = readFileSync(join(CLOZE_DIR, 'calibration.jsonl'), 'utf8').split('\n').filter(Boolean).slice(0, 8);
+    await withTempDir(async (dir) => {
+      const calib = join(dir, 'calib.jsonl');
+      await writeFile(calib, `${lines.join('\n')}\n`);
+      const r = await attune(['profile', 'act', '--data', calib, '--out', join(dir, 'profile.json')]);
+      assert.equal(r.code, 0, r.stderr);
+      const searched = new Set(r.stdout.split('\n').filter((l) => /^\d\s+\d\s/.test(l)).map((l) => Number(l.split(/\s+/)[0])));
+      assert.deepEqual([...searched].sort(), [2, 3, 4], 'stories260K ships ACT in layers 2..4');
+      const written = JSON.parse(readFileSync(join(dir, 'profile.json'), 'utf8')) as { act: { source: string } };
+      assert.match(written.act.source, /searched layers 2,3,4/);
     });
   });
 
