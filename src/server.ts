@@ -15,6 +15,7 @@ import { corsPlugin } from '../plugins/cors.js';
 import { errorsPlugin } from '../plugins/errors.js';
 import { jsonBodyPlugin } from '../plugins/json-body.js';
 import { metricsPlugin } from '../plugins/metrics.js';
+import { openApiPlugin } from '../plugins/openapi.js';
 import { requestIdFor, requestIdPlugin } from '../plugins/request-id.js';
 import { transportPlugin } from '../plugins/transport.js';
 import { Admission } from './api/admission.js';
@@ -40,6 +41,7 @@ import { readTlsFiles } from './config/tls.js';
 import type { EngineClient } from './engine/engine-client.js';
 import { loggerOptions } from './observability/logger.js';
 import { ServerMetrics } from './observability/metrics.js';
+import { ATTUNE_VERSION } from './version.js';
 
 export interface ServerDeps {
   /** Started, with its model loaded; its options should match `config.engine`. */
@@ -142,6 +144,8 @@ export function buildServer(input: ServerConfigInput, deps: ServerDeps): Fastify
   app.register(authPlugin, { keys: config.apiKeys });
   app.register(admissionPlugin, { admission: ctx.admission });
 
+  app.register(openApiPlugin, { version: ctx.version });
+
   app.register(healthRoutes, { ctx });
   app.register(metricsPlugin, { metrics: ctx.metrics, public: config.metricsPublic });
   app.register(infoRoutes, { ctx });
@@ -172,6 +176,7 @@ function createContext(config: ServerConfig, deps: ServerDeps): ServerContext {
   const facts: ModelFacts = { name: info.name, config: info.config, profile: deps.profile };
   return {
     config,
+    version: ATTUNE_VERSION,
     engine,
     model: {
       id,

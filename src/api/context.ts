@@ -29,6 +29,8 @@ export interface ServedModel {
 
 export interface ServerContext {
   config: ServerConfig;
+  /** attune's version (package.json). */
+  version: string;
   engine: EngineClient;
   model: ServedModel;
   tokenizer: Tokenizer;

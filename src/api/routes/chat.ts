@@ -19,7 +19,8 @@ export const chatRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) 
   const { model, config } = ctx;
   const imageFetcher = config.imageFetch.enabled ? new ImageFetcher({ ...config.imageFetch, ...config.limits }) : null;
 
-  app.post('/v1/chat/completions', { config: { generation: true } }, async (request, reply) => {
+  const schema = { summary: 'Chat completions (OpenAI, with vLLM\'s extra fields and calibration)', tags: ['generation'], body: ctx.schemas.chat };
+  app.post('/v1/chat/completions', { config: { generation: true }, schema }, async (request, reply) => {
     const arrivedAt = performance.now();
     const body = parseWith(ctx.schemas.chat, request.body);
     checkModelName(body.model, model.id);

@@ -18,7 +18,8 @@ import { parseWith } from '../validation.js';
 export const completionsRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) => {
   const { model, config } = ctx;
 
-  app.post('/v1/completions', { config: { generation: true } }, async (request, reply) => {
+  const schema = { summary: 'Text completions (OpenAI legacy, with vLLM\'s extra fields and calibration)', tags: ['generation'], body: ctx.schemas.completions };
+  app.post('/v1/completions', { config: { generation: true }, schema }, async (request, reply) => {
     const arrivedAt = performance.now();
     const body = parseWith(ctx.schemas.completions, request.body);
     checkModelName(body.model, model.id);

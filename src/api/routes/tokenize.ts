@@ -3,6 +3,7 @@
  * /v1/chat/completions would feed it to the model.
  */
 import type { FastifyPluginAsync } from 'fastify';
+import { z } from 'zod';
 import { renderChatPrompt } from '../chat-prompt.js';
 import type { RouteOptions } from '../context.js';
 import { badRequest } from '../errors.js';
@@ -13,7 +14,8 @@ import { parseWith } from '../validation.js';
 export const tokenizeRoutes: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) => {
   const { model, tokenizer } = ctx;
 
-  app.post('/tokenize', async (request) => {
+  const tokenizeBody = z.union([ctx.schemas.tokenize.completion, ctx.schemas.tokenize.chat]);
+  app.post('/tokenize', { schema: { summary: 'Token ids of a prompt, or of messages as chat feeds them (vLLM)', tags: ['tokens'], body: tokenizeBody } }, async (request) => {
     const isChat = typeof request.body === 'object' && request.body !== null && 'messages' in request.body;
     let ids: number[];
     let returnStrs: boolean;
@@ -37,7 +39,7 @@ export const tokenizeRoutes: FastifyPluginAsync<RouteOptions> = async (app, { ct
     };
   });
 
-  app.post('/detokenize', async (request) => {
+  app.post('/detokenize', { schema: { summary: 'Text of token ids (vLLM)', tags: ['tokens'], body: ctx.schemas.tokenize.detokenize } }, async (request) => {
     const body = parseWith(ctx.schemas.tokenize.detokenize, request.body);
     checkModelName(body.model, model.id);
     body.tokens.forEach((t, i) => {

@@ -86,7 +86,10 @@ export function samplingFields(limits: Limits) {
       .nullish()
       .transform((v) => v ?? null),
     /** Validated separately: its shape depends on the registered calibrators. */
-    calibration: z.unknown().optional(),
+    calibration: z
+      .unknown()
+      .optional()
+      .describe('attune: {"<calibrator id>": false | true | {config}, "report": "summary" | "full"}; each config\'s JSON Schema is at GET /v1/calibrators'),
     // vLLM passes these to its logits processors; attune has one consumer, so any other key would
     // be silently dropped: refuse it instead.
     vllm_xargs: optional(z.object({ calibration: z.unknown().optional() }).strict()),

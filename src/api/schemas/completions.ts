@@ -7,7 +7,7 @@ export function completionsSchema(limits: Limits) {
   return z.object({
     ...samplingFields(limits),
     /** A string, token ids, or a batch of either; its shape is checked by prompts.ts with exact paths. */
-    prompt: z.unknown().optional(),
+    prompt: z.unknown().optional().describe('a string, an array of token ids, or an array of either (at most max_prompts)'),
     echo: z.boolean().nullish().transform((v) => v ?? false),
     logprobs: z
       .number()
