@@ -40,6 +40,9 @@ interface BodyState {
   lingering: boolean;
 }
 
+/** A body refused before it was read is read and dropped (not the connection closed) up to this size. */
+const LINGER_BYTES = 64 * 1024;
+
 /** Refusals of a body's content, after which the rest of the body is read and dropped (see `linger`). */
 const CONTENT_REFUSALS = new Set(['body_too_complex', 'body_too_large', 'invalid_content_encoding', 'unsupported_content_encoding']);
 
@@ -163,16 +166,18 @@ export const transportPlugin = fp<TransportPluginOptions>(
     app.addHook('preValidation', async (request) => settleBody(request.raw));
 
     app.addHook('onSend', async (request, reply, payload) => {
-      // An answer given before the body was read (401, 503 at the door, a timeout): the rest of the
-      // body is not worth reading, and a client trickling it must not keep the socket. A body refused
-      // for its content is read to its end and dropped instead, so that its client sees the answer.
+      // An answer given before the body was read (401, 429 or 503 at the door, a timeout). The rest of
+      // a small body is read and dropped, within the body deadline, so that the connection stays
+      // usable (a client refused with 429 retries on it), and so is a body refused for its content,
+      // so that its client sees the answer. A large body is not worth reading, and a client
+      // trickling it must not keep the socket: the connection is closed.
       const state = bodies.get(request.raw);
-      const declared = Number(request.headers['content-length']);
-      if (!request.raw.complete && state?.refusedForContent && !(declared > opts.bodyLimitBytes) && !state.lingering) {
+      const overCap = connections.isOverCap(request.raw.socket);
+      if (!request.raw.complete && state && !overCap && !state.lingering && worthLingering(request, state)) {
         // Fastify asks to close after any body error; reading the rest to the end makes that moot.
         reply.removeHeader('connection');
         linger(request, state);
-      } else if (!request.raw.complete || connections.isOverCap(request.raw.socket)) reply.header('connection', 'close');
+      } else if (!request.raw.complete || overCap) reply.header('connection', 'close');
       watchResponse(request, reply);
       if ((typeof payload === 'string' || Buffer.isBuffer(payload)) && Buffer.byteLength(payload) > SLICE_BYTES) {
         reply.header('content-length', Buffer.byteLength(payload));
@@ -180,6 +185,13 @@ export const transportPlugin = fp<TransportPluginOptions>(
       }
       return payload;
     });
+
+    function worthLingering(request: FastifyRequest, state: BodyState): boolean {
+      if (state.expired || state.guard?.destroyed && !state.refusedForContent) return false;
+      const declared = Number(request.headers['content-length']);
+      if (!Number.isFinite(declared)) return state.refusedForContent;
+      return declared <= (state.refusedForContent ? opts.bodyLimitBytes : LINGER_BYTES);
+    }
 
     function watchResponse(request: FastifyRequest, reply: FastifyReply): void {
       const socket = request.raw.socket as Socket | undefined;

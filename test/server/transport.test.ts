@@ -63,6 +63,21 @@ describe('transport: slow and greedy clients', () => {
     assert.equal(await closedBy(s.url, 'idle_timeout'), 1);
   });
 
+  it('keeps the connection of a small body refused at the door, reading and dropping the rest', async () => {
+    const s = await serve({ apiKeys: ['secret'], http: { bodyTimeoutSeconds: 600 } });
+    const c = await openSocket(s.url);
+    const body = JSON.stringify({ prompt: 'Once upon a time', max_tokens: 1 });
+    c.socket.write(postHead('/v1/completions', Buffer.byteLength(body)));
+    await waitFor(() => c.received().includes('\r\n\r\n{'), 'the 401');
+    assert.equal(parseResponse(c.received()).status, 401);
+    c.socket.write(body);
+    // The rest of the body is read and dropped: the same connection takes the next request.
+    c.socket.write('GET /health HTTP/1.1\r\nhost: x\r\n\r\n');
+    await waitFor(() => c.received().toString().split('HTTP/1.1 ').length === 3, 'the second answer on the same connection');
+    assert.match(c.received().toString(), /HTTP\/1\.1 200 OK/);
+    c.socket.destroy();
+  });
+
   it('closes the socket of an unauthenticated client even while its body still trickles in', async () => {
     const s = await serve({ apiKeys: ['secret'], http: { bodyTimeoutSeconds: 600 } });
     const c = await openSocket(s.url);
@@ -108,7 +123,9 @@ describe('transport: slow and greedy clients', () => {
     await waitFor(async () => (await fetch(`${s.url}/health`)).ok, 'the server to take the first body');
     const second = await openSocket(s.url);
     second.socket.write(postHead('/v1/completions', 60_000));
-    await within(second.closed, 10_000, 'the second upload to be refused');
+    // Refused at once; a body this small is then read and dropped, so the connection stays usable.
+    await waitFor(() => second.received().includes('\r\n\r\n{'), 'the second upload to be refused');
+    second.socket.destroy();
     const res = parseResponse(second.received());
     assert.equal(res.status, 503);
     assert.equal(assertErrorShape(JSON.parse(res.body)).code, 'body_memory_full');
