@@ -37,7 +37,6 @@ interface BodyState {
   expired: ApiError | null;
   /** Refused mid-body for what the body is (too large, too complex, badly encoded): see `linger`. */
   refusedForContent: boolean;
-  lingering: boolean;
 }
 
 /** A body refused before it was read is read and dropped (not the connection closed) up to this size. */
@@ -75,43 +74,48 @@ export const transportPlugin = fp<TransportPluginOptions>(
       const state = bodies.get(req);
       if (!state) return;
       state.ticket.release();
-      // A lingering body keeps its deadline until its last byte has been read and dropped.
-      if (state.lingering) return;
       if (state.timer) clearTimeout(state.timer);
       state.timer = null;
     };
 
     /**
-     * After refusing a body for its content while the client is still sending it, read the rest and
-     * drop it (nginx's lingering close), within the body deadline and the body limit: a client that
-     * is still writing when the connection closes often loses the answer to a reset. The connection
-     * stays usable once the body has ended.
+     * Reads the rest of a body nobody will use and drops it, within the body deadline and the body
+     * limit (nginx's lingering close): the connection stays usable once the body has ended, and a
+     * client still writing sees the answer instead of a reset.
      */
-    const linger = (request: FastifyRequest, state: BodyState) => {
-      const { raw } = request;
-      state.lingering = true;
-      raw.on('data', () => {
-        if (state.guard && state.guard.receivedEncodedLength > opts.bodyLimitBytes) raw.socket.destroy();
+    const linger = (raw: IncomingMessage, limitBytes: number) => {
+      let read = 0;
+      const timer = http.bodyTimeoutSeconds > 0
+        ? setTimeout(() => {
+            closed('body_timeout');
+            raw.socket.destroy();
+          }, http.bodyTimeoutSeconds * 1000)
+        : null;
+      raw.on('data', (c: Buffer) => {
+        if ((read += c.length) > limitBytes) raw.socket.destroy();
       });
-      raw.once('end', () => {
-        state.lingering = false;
-        if (state.timer) clearTimeout(state.timer);
-        state.timer = null;
+      raw.once('close', () => {
+        if (timer) clearTimeout(timer);
       });
       raw.resume();
     };
 
-    app.addHook('onRequest', async (request, reply) => {
-      const { raw } = request;
-      reply.raw.once('close', () => settleBody(raw));
-      if (connections.isOverCap(raw.socket) && request.routeOptions.config?.probe !== true) {
+    // Refusals that need no body come first, and cost no more than the refusal.
+    app.addHook('onRequest', async (request) => {
+      if (connections.isOverCap(request.raw.socket) && request.routeOptions.config?.probe !== true) {
         closed('max_connections');
         request.log.warn({ open: connections.open }, 'refused a request: too many connections');
         throw tooManyConnections(http.maxConnections, opts.retryAfterSeconds);
       }
-      if (!hasBody(raw)) return;
-      const state: BodyState = { ticket: new BodyTicket(budget), timer: null, guard: null, expired: null, refusedForContent: false, lingering: false };
+    });
+
+    // Runs once every onRequest hook has let the request through (auth, admission's door).
+    app.addHook('preParsing', async (request, reply, payload) => {
+      const { raw } = request;
+      if (!hasBody(raw)) return payload;
+      const state: BodyState = { ticket: new BodyTicket(budget), timer: null, guard: null, expired: null, refusedForContent: false };
       bodies.set(raw, state);
+      reply.raw.once('close', () => settleBody(raw));
       const declared = Number(raw.headers['content-length']);
       // Over the body limit Fastify answers 413 without reading; otherwise the declared size is held
       // up front, so that many slow uploads cannot each pin a large body.
@@ -125,22 +129,11 @@ export const transportPlugin = fp<TransportPluginOptions>(
           state.timer = null;
           if (raw.complete) return;
           closed('body_timeout');
-          if (state.lingering) {
-            raw.socket.destroy();
-            return;
-          }
           request.log.info({ received: state.guard?.receivedEncodedLength ?? 0 }, 'request body timed out');
           state.expired = bodyTimedOut(timeoutMs);
           state.guard?.fail(state.expired);
         }, timeoutMs);
       }
-    });
-
-    app.addHook('preParsing', async (request, _reply, payload) => {
-      // Fastify hands the raw request as the payload unless an earlier hook replaced it.
-      const state = bodies.get(request.raw);
-      if (!state) return payload;
-      if (state.expired) throw state.expired;
       const decoder = contentDecoder(request.headers['content-encoding']);
       if (decoder instanceof ApiError) {
         state.refusedForContent = true;
@@ -153,7 +146,7 @@ export const transportPlugin = fp<TransportPluginOptions>(
         retryAfterSeconds: opts.retryAfterSeconds,
         budget,
         jsonShape: json ? opts.jsonShape : null,
-      }).attach(request.raw, decoder);
+      }).attach(raw, decoder);
       state.guard.on('error', (e) => {
         if (!(e instanceof ApiError)) return;
         if (e.code === 'body_memory_full') closed('body_memory');
@@ -166,18 +159,8 @@ export const transportPlugin = fp<TransportPluginOptions>(
     app.addHook('preValidation', async (request) => settleBody(request.raw));
 
     app.addHook('onSend', async (request, reply, payload) => {
-      // An answer given before the body was read (401, 429 or 503 at the door, a timeout). The rest of
-      // a small body is read and dropped, within the body deadline, so that the connection stays
-      // usable (a client refused with 429 retries on it), and so is a body refused for its content,
-      // so that its client sees the answer. A large body is not worth reading, and a client
-      // trickling it must not keep the socket: the connection is closed.
-      const state = bodies.get(request.raw);
-      const overCap = connections.isOverCap(request.raw.socket);
-      if (!request.raw.complete && state && !overCap && !state.lingering && worthLingering(request, state)) {
-        // Fastify asks to close after any body error; reading the rest to the end makes that moot.
-        reply.removeHeader('connection');
-        linger(request, state);
-      } else if (!request.raw.complete || overCap) reply.header('connection', 'close');
+      if (!request.raw.complete) endUnreadBody(request, reply);
+      else if (connections.isOverCap(request.raw.socket)) reply.header('connection', 'close');
       watchResponse(request, reply);
       if ((typeof payload === 'string' || Buffer.isBuffer(payload)) && Buffer.byteLength(payload) > SLICE_BYTES) {
         reply.header('content-length', Buffer.byteLength(payload));
@@ -186,11 +169,28 @@ export const transportPlugin = fp<TransportPluginOptions>(
       return payload;
     });
 
-    function worthLingering(request: FastifyRequest, state: BodyState): boolean {
-      if (state.expired || state.guard?.destroyed && !state.refusedForContent) return false;
+    /**
+     * An answer given before the body was read (401, 429 or 503 at the door, a refusal of the body).
+     * A body refused for its content is read to its end and dropped, so that its client sees the
+     * answer; so is the rest of a small body refused for another reason, so that the connection
+     * stays usable (a client refused with 429 retries on it). A large body is not worth reading, a
+     * client trickling it must not keep the socket, and an answer that asks to close (a draining
+     * server) is obeyed: the connection is closed.
+     */
+    function endUnreadBody(request: FastifyRequest, reply: FastifyReply): void {
+      const state = bodies.get(request.raw);
       const declared = Number(request.headers['content-length']);
-      if (!Number.isFinite(declared)) return state.refusedForContent;
-      return declared <= (state.refusedForContent ? opts.bodyLimitBytes : LINGER_BYTES);
+      const asksToClose = String(reply.getHeader('connection') ?? '').toLowerCase() === 'close';
+      const forContent = state?.refusedForContent === true;
+      const overCap = connections.isOverCap(request.raw.socket);
+      const bounded = Number.isFinite(declared) && declared <= (forContent ? opts.bodyLimitBytes : LINGER_BYTES);
+      const timedOut = state?.expired !== null && state?.expired !== undefined;
+      // Fastify asks to close after any body error: for a content refusal, lingering makes that moot.
+      if (bounded && !overCap && !timedOut && (forContent || !asksToClose)) {
+        if (forContent) reply.removeHeader('connection');
+        if (state?.timer) clearTimeout(state.timer);
+        linger(request.raw, forContent ? opts.bodyLimitBytes : LINGER_BYTES);
+      } else reply.header('connection', 'close');
     }
 
     function watchResponse(request: FastifyRequest, reply: FastifyReply): void {
