@@ -1,11 +1,13 @@
 /**
  * The connection layer against slow and greedy clients (src/api/transport/): a cap on connections,
  * idle sockets closed, a deadline and a shared memory budget for request bodies (which are also
- * decompressed and shape-checked on the way in), connections closed after any answer given before
- * the body was read, and responses cut when their client stops reading. Each closing is logged and
- * counted in `attune:http_connections_closed_total{reason}`.
+ * decompressed and shape-checked on the way in), what becomes of a body an answer came before (read
+ * and dropped when small or refused for its content, else the connection is closed), and responses
+ * cut when their client stops reading. Each closing is logged and counted in
+ * `attune:http_connections_closed_total{reason}`.
  *
- * Registered first, so that its refusals come before authentication and admission.
+ * Registered first, so that its refusal of connections over the cap comes before authentication and
+ * admission; the body's guard is set up once those have let the request through.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';

@@ -181,13 +181,16 @@ describe('vLLM and OpenAI SDK parity', () => {
       assert.ok(c.calibration.act);
     });
 
-    it('retries what a retry can fix: a 503 while draining', async () => {
+    it('retries what a retry can fix (a 503 while draining) and not a client mistake (400)', async () => {
       const d = await startTestServer({ queue: { retryAfterSeconds: 0 } }, { engine });
       try {
-        d.app.attune.lifecycle.startDrain();
         const client = new OpenAI({ baseURL: `${d.url}/v1`, apiKey: 'unused', maxRetries: 2 });
+        const failures = async (reason: string) => metricValue(await scrape(d.url), 'attune:request_failure_total', { reason });
+        await assert.rejects(client.completions.create({ model: 'stories260K', prompt: 'x', max_tokens: 1, temperature: -1 }), (e: unknown) => e instanceof OpenAI.APIError && e.status === 400);
+        assert.equal(await failures('validation'), 1, 'a 400 is not retried');
+        d.app.attune.lifecycle.startDrain();
         await assert.rejects(client.completions.create({ model: 'stories260K', prompt: 'x', max_tokens: 1 }), (e: unknown) => e instanceof OpenAI.APIError && e.status === 503);
-        assert.equal(metricValue(await scrape(d.url), 'attune:request_failure_total', { reason: 'overloaded' }), 3, 'the first try and two retries');
+        assert.equal(await failures('overloaded'), 3, 'a 503: the first try and two retries');
       } finally {
         await d.app.close();
       }
