@@ -93,12 +93,16 @@ export const transportPlugin = fp<TransportPluginOptions>(
             raw.socket.destroy();
           }, http.bodyTimeoutSeconds * 1000)
         : null;
+      // The socket keeps the process alive while it is open; the timer alone must not.
+      timer?.unref();
+      const done = () => {
+        if (timer) clearTimeout(timer);
+      };
       raw.on('data', (c: Buffer) => {
         if ((read += c.length) > limitBytes) raw.socket.destroy();
       });
-      raw.once('close', () => {
-        if (timer) clearTimeout(timer);
-      });
+      raw.once('end', done);
+      raw.once('close', done);
       raw.resume();
     };
 
@@ -135,6 +139,7 @@ export const transportPlugin = fp<TransportPluginOptions>(
           state.expired = bodyTimedOut(timeoutMs);
           state.guard?.fail(state.expired);
         }, timeoutMs);
+        state.timer.unref();
       }
       const decoder = contentDecoder(request.headers['content-encoding']);
       if (decoder instanceof ApiError) {
