@@ -9,7 +9,8 @@ ARG NODE_IMAGE=node:20-bookworm-slim@sha256:25070a03f077f5860e4f2db8d147380678ed
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
-# .npmrc skips onnxruntime-node's CUDA download; the CPU binaries ship in the package.
+# .npmrc turns dependency install scripts off (onnxruntime-node's would download CUDA binaries;
+# the CPU binaries ship in the package).
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
 # Only what runs: tsconfig.build.json compiles src, plugins, calibrators and models, never test/ or

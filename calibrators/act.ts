@@ -79,7 +79,12 @@ export function defaultActLayers(nLayers: number): number[] {
 
 /** Layers that get ACT fragments for this model. */
 export function actLayers(model: ModelFacts): number[] {
-  return actProfile(model.profile)?.layers ?? defaultActLayers(model.config.nLayers);
+  return actLayersFor(model.profile, model.config.nLayers);
+}
+
+/** The same, from a profile and a depth alone (before an engine has loaded the model). */
+export function actLayersFor(profile: ModelProfile, nLayers: number): number[] {
+  return actProfile(profile)?.layers ?? defaultActLayers(nLayers);
 }
 
 /**

@@ -3,7 +3,7 @@
  * `<ATTUNE_MODELS_DIR>/<NAME>/`, then `<cache>/<NAME>/`, and a catalogue model missing from both is
  * downloaded into the cache.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { CATALOG, catalogFileName, DEFAULT_MODEL, downloadCatalogModel } from './hub.js';
@@ -55,7 +55,8 @@ export async function resolveModel(spec: string = DEFAULT_MODEL, opts: ResolveOp
   const searched: string[] = [];
   if (modelsDir) {
     const dir = join(resolve(modelsDir), spec);
-    searched.push(dir);
+    // A models directory that does not exist at all is almost always a typo: say so by name.
+    searched.push(isDir(resolve(modelsDir)) ? dir : `${dir} (the models directory ${resolve(modelsDir)} does not exist)`);
     if (isDir(dir)) return describeDir(dir, spec);
   }
   const cached = join(resolve(cacheDir), spec);
@@ -66,7 +67,16 @@ export async function resolveModel(spec: string = DEFAULT_MODEL, opts: ResolveOp
     const missing = entry.files.filter((f) => !present.has(catalogFileName(f)));
     if (missing.length > 0) {
       if (opts.download === false) throw new Error(`model ${spec} is not in ${searched.join(' or ')}, and downloads are off`);
-      await downloadCatalogModel(entry, cached, present, { baseUrl: opts.hubUrl ?? (env.ATTUNE_HUB_URL || undefined), fetch: opts.fetch });
+      const createdDirs = missingAncestors(cached);
+      try {
+        await downloadCatalogModel(entry, cached, present, { baseUrl: opts.hubUrl ?? (env.ATTUNE_HUB_URL || undefined), fetch: opts.fetch });
+      } catch (e) {
+        // A failed download must not leave empty folders behind, which would look like a broken model.
+        removeIfEmpty(createdDirs);
+        // Same error class (callers tell an unreachable hub from a bad checksum), with where we looked.
+        if (e instanceof Error) e.message = `model ${spec} is not in ${searched.join(' or ')}, and downloading it failed: ${e.message}`;
+        throw e;
+      }
     }
     return describeDir(cached, spec);
   }
@@ -76,6 +86,23 @@ export async function resolveModel(spec: string = DEFAULT_MODEL, opts: ResolveOp
     `model ${spec} not found (looked in ${searched.join(', ')}); known downloadable models: ${Object.keys(CATALOG).join(', ')}. ` +
       'Pass a path, or set ATTUNE_MODELS_DIR to a directory holding <name>/.',
   );
+}
+
+/** `dir` and those of its ancestors that do not exist yet, deepest first. */
+function missingAncestors(dir: string): string[] {
+  const out: string[] = [];
+  for (let d = dir; !existsSync(d) && dirname(d) !== d; d = dirname(d)) out.push(d);
+  return out;
+}
+
+function removeIfEmpty(dirs: readonly string[]): void {
+  for (const d of dirs) {
+    try {
+      if (isDir(d) && readdirSync(d).length === 0) rmdirSync(d);
+    } catch {
+      return;
+    }
+  }
 }
 
 function looksLikePath(spec: string): boolean {

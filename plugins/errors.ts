@@ -4,9 +4,11 @@
  * is always a 4xx; a 5xx never carries an internal message. Failures of generation routes are
  * counted here, once, in request_failure_total.
  */
-import type { FastifyError } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { FastifyError, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { ApiError } from '../src/api/errors.js';
+import { isStreamReply } from '../src/api/sse.js';
 import type { ServerMetrics } from '../src/observability/metrics.js';
 
 export interface ErrorsPluginOptions {
@@ -38,22 +40,51 @@ export function toApiError(error: unknown, bodyLimitBytes: number): ApiError {
   return new ApiError(500, 'internal server error', { failure: 'internal' });
 }
 
+/**
+ * How loudly a failure is logged: an unexpected exception at error (with its stack); an engine failure
+ * at error; a refusal the server chose (503 not ready, draining, overloaded) at warn; client mistakes
+ * and clients that left at info. ApiErrors carry no useful stack.
+ */
+function logFailure(request: FastifyRequest, error: unknown, api: ApiError): void {
+  if (!(error instanceof ApiError)) {
+    if (api.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    else request.log.info({ status: api.statusCode, code: api.code }, api.message);
+    return;
+  }
+  const fields = { status: api.statusCode, code: api.code, param: api.param };
+  if (api.statusCode >= 500 && api.type === 'server_error') request.log.error(fields, api.message);
+  else if (api.statusCode >= 500) request.log.warn(fields, api.message);
+  else request.log.info(fields, api.message);
+}
+
 export const errorsPlugin = fp<ErrorsPluginOptions>(
   async (app, { metrics, bodyLimitBytes }) => {
     app.setErrorHandler((error, request, reply) => {
-      // A stream that already sent its headers (SSE) has answered and counted its own outcome: an
-      // error here is its socket going away (a client disconnect), not a second failure to report.
-      if (reply.raw.headersSent) {
+      // A stream (SSE) answers and counts its own outcome once it has handed Fastify its body: an
+      // error here is its socket going away (the client left as the stream opened, "Premature close"),
+      // not a second failure to report.
+      if (reply.raw.headersSent || isStreamReply(reply.raw)) {
         request.log.debug({ err: error }, 'error after the response started');
         if (!reply.raw.writableEnded) reply.raw.end();
         return;
       }
       const api = toApiError(error, bodyLimitBytes);
-      if (api.statusCode >= 500) request.log.error({ err: error }, 'request failed');
-      else request.log.info({ status: api.statusCode, code: api.code, param: api.param }, api.message);
+      logFailure(request, error, api);
       if (request.routeOptions.config?.generation === true && api.failure) metrics.failed(api.failure);
       if (request.raw.socket?.destroyed) return reply.hijack(); // the client is gone: nobody to answer
       return reply.code(api.statusCode).headers(api.headers).send(api.toBody());
+    });
+
+    // Whatever answers an error without our shape (a plugin's plain-text 400, such as @fastify/cors's
+    // refusal of a preflight without Access-Control-Request-Method) is put into it on the way out.
+    app.addHook('onSend', async (request, reply, payload) => {
+      if (reply.statusCode < 400 || typeof payload !== 'string' || /json/i.test(String(reply.getHeader('content-type') ?? ''))) return payload;
+      const preflight = request.method === 'OPTIONS';
+      const message = preflight
+        ? `invalid CORS preflight request (${payload}): it needs Origin and Access-Control-Request-Method headers`
+        : payload || (STATUS_CODES[reply.statusCode] ?? 'error');
+      reply.type('application/json; charset=utf-8');
+      return JSON.stringify(new ApiError(reply.statusCode, message, { code: preflight ? 'invalid_preflight' : null }).toBody());
     });
 
     app.setNotFoundHandler((request, reply) => {

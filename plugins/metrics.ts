@@ -11,7 +11,7 @@ export interface MetricsPluginOptions {
 }
 
 export const metricsPlugin: FastifyPluginAsync<MetricsPluginOptions> = async (app, opts) => {
-  app.get('/metrics', { config: { public: opts.public } }, async (_request, reply) => {
+  app.get('/metrics', { config: { public: opts.public }, schema: { summary: 'Prometheus metrics (vLLM\'s stems under attune:)', tags: ['operations'] } }, async (_request, reply) => {
     reply.header('content-type', opts.metrics.contentType);
     return opts.metrics.render();
   });

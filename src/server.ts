@@ -13,8 +13,11 @@ import { admissionPlugin } from '../plugins/admission.js';
 import { authPlugin } from '../plugins/auth.js';
 import { corsPlugin } from '../plugins/cors.js';
 import { errorsPlugin } from '../plugins/errors.js';
+import { jsonBodyPlugin } from '../plugins/json-body.js';
 import { metricsPlugin } from '../plugins/metrics.js';
+import { openApiPlugin } from '../plugins/openapi.js';
 import { requestIdFor, requestIdPlugin } from '../plugins/request-id.js';
+import { transportPlugin } from '../plugins/transport.js';
 import { Admission } from './api/admission.js';
 import { compileChatTemplate } from './api/chat-prompt.js';
 import type { ServerContext } from './api/context.js';
@@ -32,11 +35,15 @@ import { tokenizeRoutes } from './api/routes/tokenize.js';
 import { chatSchema } from './api/schemas/chat.js';
 import { completionsSchema } from './api/schemas/completions.js';
 import { tokenizeSchema } from './api/schemas/tokenize.js';
+import { clientErrorHandler } from './api/transport/client-errors.js';
+import { serverTimerOptions } from './api/transport/connection-guard.js';
+import { jsonShapeLimits } from './api/transport/shape-limits.js';
 import { parseServerConfig, type ServerConfig, type ServerConfigInput } from './config/schema.js';
 import { readTlsFiles } from './config/tls.js';
 import type { EngineClient } from './engine/engine-client.js';
 import { loggerOptions } from './observability/logger.js';
 import { ServerMetrics } from './observability/metrics.js';
+import { ATTUNE_VERSION } from './version.js';
 
 export interface ServerDeps {
   /** Started, with its model loaded; its options should match `config.engine`. */
@@ -85,8 +92,11 @@ export function buildServer(input: ServerConfigInput, deps: ServerDeps): Fastify
   const ctx = createContext(config, deps);
 
   const https = readTlsFiles(config.tls);
+  const timers = serverTimerOptions(config.http.idleTimeoutSeconds * 1000);
   const app = Fastify({
-    ...(https ? { https } : {}),
+    ...(https ? { https: { ...https, ...timers } } : { http: timers }),
+    keepAliveTimeout: timers.keepAliveTimeout,
+    clientErrorHandler: clientErrorHandler((reason) => ctx.metrics.connectionClosed(reason)),
     logger: { ...loggerOptions(config), ...(deps.logStream ? { stream: deps.logStream } : {}) },
     bodyLimit: config.limits.bodyLimitBytes,
     genReqId: requestIdFor,
@@ -112,19 +122,34 @@ export function buildServer(input: ServerConfigInput, deps: ServerDeps): Fastify
     },
   };
   app.decorate('attune', controls);
+  // The engine may outlive this server (tests share one): listen only while the server is up.
+  const onSteps = (tokens: number[]) => ctx.metrics.observeSteps(tokens);
+  deps.engine.on('steps', onSteps);
   app.addHook('onClose', async () => {
     ctx.readiness.dispose();
     await ctx.images?.close();
+    deps.engine.off('steps', onSteps);
   });
   app.addHook('preClose', async () => {
     setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS).unref();
   });
 
+  app.register(transportPlugin, {
+    http: config.http,
+    bodyLimitBytes: config.limits.bodyLimitBytes,
+    retryAfterSeconds: config.queue.retryAfterSeconds,
+    jsonShape: jsonShapeLimits(config.limits, ctx.model.maxModelLen),
+    secure: https !== null,
+    metrics: ctx.metrics,
+  });
   app.register(requestIdPlugin);
+  app.register(jsonBodyPlugin);
   app.register(errorsPlugin, { metrics: ctx.metrics, bodyLimitBytes: config.limits.bodyLimitBytes });
   app.register(corsPlugin, { origins: config.corsOrigins });
   app.register(authPlugin, { keys: config.apiKeys });
   app.register(admissionPlugin, { admission: ctx.admission });
+
+  app.register(openApiPlugin, { version: ctx.version });
 
   app.register(healthRoutes, { ctx });
   app.register(metricsPlugin, { metrics: ctx.metrics, public: config.metricsPublic });
@@ -139,7 +164,7 @@ function createContext(config: ServerConfig, deps: ServerDeps): ServerContext {
   const { engine } = deps;
   const info = engine.info;
   const id = config.servedModelName ?? info.name;
-  const metrics = new ServerMetrics(id, () => engine.stats);
+  const metrics = new ServerMetrics(id, () => engine.stats, info.maxModelLen);
   const calibrators = new Map((deps.calibrators ?? CALIBRATORS).map((c) => [c.id, c]));
   for (const c of calibrators.values()) metrics.declareCalibrator(c.id, c.schema instanceof z.ZodObject ? Object.keys(c.schema.shape) : []);
   const lifecycle = new Lifecycle();
@@ -156,6 +181,7 @@ function createContext(config: ServerConfig, deps: ServerDeps): ServerContext {
   const facts: ModelFacts = { name: info.name, config: info.config, profile: deps.profile, ...(info.vision ? { vision: info.vision } : {}) };
   return {
     config,
+    version: ATTUNE_VERSION,
     engine,
     model: {
       id,
@@ -174,6 +200,6 @@ function createContext(config: ServerConfig, deps: ServerDeps): ServerContext {
     admission,
     lifecycle,
     readiness,
-    schemas: { completions: completionsSchema(config.limits), chat: chatSchema(config.limits), tokenize: tokenizeSchema(config.limits) },
+    schemas: { completions: completionsSchema(config.limits), chat: chatSchema(config.limits), tokenize: tokenizeSchema(config.limits, info.maxModelLen) },
   };
 }

@@ -49,13 +49,13 @@ export class PaintWorkload {
         messages: this.imageMessage(IMAGES[i * 2]!, TEXTS[i]!), max_tokens: 24, temperature: 0, ignore_eos: true,
         calibration: { paint: { guidance: true } }, ...(stream ? { stream: true } : {}),
       };
-      return { path: '/v1/chat/completions', body, stream, choices: 1, maxTokens: 24, includeUsage: false, calibrationRequested: true, invalid: false, abort: null, determinismKey: `paint canary ${i}` };
+      return { path: '/v1/chat/completions', body, stream, choices: 1, maxTokens: 24, includeUsage: false, calibrationRequested: true, invalid: false, abort: null, determinismKey: `paint canary ${i}`, client: { kind: 'normal' } };
     }
     if (r.chance(0.08)) {
       const body = r.chance(0.5)
         ? { messages: [{ role: 'user', content: 'No picture here.' }], calibration: { paint: { guidance: true } } }
         : { messages: this.imageMessage(r.pick(IMAGES), 'Hi'), calibration: { paint: { guidance: { cutoff: 2 } } } };
-      return { path: '/v1/chat/completions', body, stream: false, choices: 0, maxTokens: 0, includeUsage: false, calibrationRequested: false, invalid: true, abort: null, determinismKey: null };
+      return { path: '/v1/chat/completions', body, stream: false, choices: 0, maxTokens: 0, includeUsage: false, calibrationRequested: false, invalid: true, abort: null, determinismKey: null, client: { kind: 'normal' } };
     }
     const [, calibration] = r.weighted(CALIBRATIONS.map((c) => [c[0], c] as const));
     const usesPaint = 'calibration' in calibration;
@@ -77,6 +77,6 @@ export class PaintWorkload {
     let abort: PlannedRequest['abort'] = null;
     if (stream && r.chance(0.2)) abort = { afterEvents: r.int(1, 4) };
     else if (!stream && r.chance(0.1)) abort = { afterMs: r.int(1, 40) };
-    return { path: '/v1/chat/completions', body, stream, choices: n, maxTokens, includeUsage, calibrationRequested: usesPaint, invalid: false, abort, determinismKey: null };
+    return { path: '/v1/chat/completions', body, stream, choices: n, maxTokens, includeUsage, calibrationRequested: usesPaint, invalid: false, abort, determinismKey: null, client: { kind: 'normal' } };
   }
 }

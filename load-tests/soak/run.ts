@@ -50,7 +50,8 @@ async function main(): Promise<number> {
   }
   const errorLogs: string[] = [];
   const server = await startTestServer(
-    { logLevel: 'warn', engine: { maxBatch } },
+    // A short write timeout, so that the workload's non-reading clients are cut while the run lasts.
+    { logLevel: 'warn', engine: { maxBatch }, http: { writeTimeoutSeconds: 2 } },
     {
       ...(workloadName === 'paint' ? { model: 'tiny-llava' } : {}),
       logStream: {

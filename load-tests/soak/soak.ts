@@ -68,8 +68,10 @@ export interface SoakReport {
   clientAborts: number;
   streams: number;
   calibrated: number;
-  /** /metrics deltas over the run. */
-  metrics: { success: number; validation: number; overloaded: number; aborted: number; timeout: number; internal: number };
+  /** Requests by client behaviour other than normal. */
+  slowClients: { slowBody: number; slowReader: number; nonReader: number };
+  /** /metrics deltas over the run (cutForNotReading: connections closed by the write timeout). */
+  metrics: { success: number; validation: number; overloaded: number; aborted: number; timeout: number; internal: number; cutForNotReading: number };
   /** Slots, admission and in-flight generations at the end, once the server had gone idle (all must be 0). */
   leaks: { slotsInUse: number; kvCacheUsage: number; admitted: number; queuedTokens: number; activeGenerations: number; engineInFlight: number };
   memory: {
@@ -126,6 +128,7 @@ async function scrapeCounters(url: string): Promise<SoakReport['metrics'] & { kv
     aborted: failure('aborted'),
     timeout: failure('timeout'),
     internal: failure('internal'),
+    cutForNotReading: metricValue(text, 'attune:http_connections_closed_total', { reason: 'write_timeout' }) ?? 0,
     kv: metricValue(text, 'attune:kv_cache_usage_perc') ?? NaN,
   };
 }
@@ -195,12 +198,19 @@ async function execute(url: string, plan: PlannedRequest): Promise<Outcome> {
   let timer: NodeJS.Timeout | null = null;
   if (plan.abort && 'afterMs' in plan.abort) timer = setTimeout(() => controller.abort(), plan.abort.afterMs);
   try {
+    const payload = typeof plan.body === 'string' ? plan.body : JSON.stringify(plan.body);
     const res = await fetch(`${url}${plan.path}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: typeof plan.body === 'string' ? plan.body : JSON.stringify(plan.body),
+      ...(plan.client.kind === 'slow-body' ? { body: slowBody(payload, plan.client.pieces, plan.client.gapMs), duplex: 'half' } : { body: payload }),
       signal: controller.signal,
-    });
+    } as RequestInit);
+    if (plan.client.kind === 'non-reader' && res.status === 200) {
+      // Reads nothing: the server must cut the stream (write timeout), free its slots and its memory.
+      await new Promise((r) => setTimeout(r, (plan.client as { holdMs: number }).holdMs));
+      controller.abort();
+      return { type: 'aborted' };
+    }
     if (res.status !== 200) {
       const text = await res.text();
       let body: unknown;
@@ -228,6 +238,7 @@ async function execute(url: string, plan: PlannedRequest): Promise<Outcome> {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
+      if (plan.client.kind === 'slow-reader') await new Promise((r) => setTimeout(r, (plan.client as { pauseMs: number }).pauseMs));
       const piece = decoder.decode(value, { stream: true });
       text += piece;
       events += (piece.match(/\n\n/g) ?? []).length;
@@ -245,6 +256,21 @@ async function execute(url: string, plan: PlannedRequest): Promise<Outcome> {
   } finally {
     if (timer) clearTimeout(timer);
   }
+}
+
+/** A request body that arrives in `pieces`, `gapMs` apart (chunked). */
+function slowBody(text: string, pieces: number, gapMs: number): ReadableStream<Uint8Array> {
+  const bytes = new TextEncoder().encode(text);
+  const size = Math.ceil(bytes.length / pieces);
+  let at = 0;
+  return new ReadableStream({
+    async pull(controller) {
+      if (at > 0) await new Promise((r) => setTimeout(r, gapMs));
+      controller.enqueue(bytes.subarray(at, at + size));
+      at += size;
+      if (at >= bytes.length) controller.close();
+    },
+  });
 }
 
 async function waitUntil(check: () => boolean | Promise<boolean>, boundMs: number): Promise<boolean> {
@@ -285,7 +311,8 @@ export async function runSoak(target: SoakTarget, opts: SoakOptions): Promise<So
     clientAborts: 0,
     streams: 0,
     calibrated: 0,
-    metrics: { success: 0, validation: 0, overloaded: 0, aborted: 0, timeout: 0, internal: 0 },
+    slowClients: { slowBody: 0, slowReader: 0, nonReader: 0 },
+    metrics: { success: 0, validation: 0, overloaded: 0, aborted: 0, timeout: 0, internal: 0, cutForNotReading: 0 },
     leaks: { slotsInUse: 0, kvCacheUsage: 0, admitted: 0, queuedTokens: 0, activeGenerations: 0, engineInFlight: 0 },
     memory: { gcExposed: gc !== null, samples: 0, warmupMs: 0, warmupRequests: 0, rssWarmMb: 0, rssEndMb: 0, rssGrowthMb: 0, rssPeakMb: 0, heapWarmMb: 0, heapEndMb: 0, heapGrowthMb: 0, rssBoundMb, heapBoundMb, rssTenthsMb: [] },
     violations,
@@ -319,6 +346,9 @@ export async function runSoak(target: SoakTarget, opts: SoakOptions): Promise<So
       report.requests++;
       if (plan.stream) report.streams++;
       if (plan.calibrationRequested) report.calibrated++;
+      if (plan.client.kind === 'slow-body') report.slowClients.slowBody++;
+      else if (plan.client.kind === 'slow-reader') report.slowClients.slowReader++;
+      else if (plan.client.kind === 'non-reader') report.slowClients.nonReader++;
       const outcome = await execute(target.url, plan);
       switch (outcome.type) {
         case 'completed': {
@@ -371,7 +401,7 @@ export async function runSoak(target: SoakTarget, opts: SoakOptions): Promise<So
   if (!idle || Object.values(report.leaks).some((v) => v !== 0)) violation(`leaked at the end: ${JSON.stringify(report.leaks)}`);
 
   const d = (k: keyof SoakReport['metrics']) => after[k] - before[k];
-  report.metrics = { success: d('success'), validation: d('validation'), overloaded: d('overloaded'), aborted: d('aborted'), timeout: d('timeout'), internal: d('internal') };
+  report.metrics = { success: d('success'), validation: d('validation'), overloaded: d('overloaded'), aborted: d('aborted'), timeout: d('timeout'), internal: d('internal'), cutForNotReading: d('cutForNotReading') };
   const m = report.metrics;
   if (m.internal !== 0) violation(`request_failure_total{reason="internal"} rose by ${m.internal}`);
   if (m.timeout !== 0) violation(`request_failure_total{reason="timeout"} rose by ${m.timeout}`);
@@ -418,6 +448,7 @@ export function formatSoakReport(r: SoakReport): string {
   return [
     `soak seed=${r.seed}: ${(r.durationMs / 1000).toFixed(0)} s at concurrency ${r.concurrency}; ${r.requests} requests (${r.streams} streamed, ${r.calibrated} calibrated): ` +
       `${r.completed} completed, ${r.clientAborts} disconnected by the client, ${r.rejected} invalid refused, ${r.overloaded} overloaded`,
+    `  slow clients: ${r.slowClients.slowBody} slow uploads, ${r.slowClients.slowReader} slow readers, ${r.slowClients.nonReader} non-readers (${r.metrics.cutForNotReading} responses cut by the write timeout)`,
     `  /metrics deltas: success ${r.metrics.success} sequences, failures validation ${r.metrics.validation}, overloaded ${r.metrics.overloaded}, aborted ${r.metrics.aborted}, timeout ${r.metrics.timeout}, internal ${r.metrics.internal}`,
     `  at the end: slots in use ${r.leaks.slotsInUse}, kv_cache_usage_perc ${r.leaks.kvCacheUsage}, admitted ${r.leaks.admitted}, queued tokens ${r.leaks.queuedTokens}, active generations ${r.leaks.activeGenerations}`,
     `  memory (after a warm-up of ${(m.warmupMs / 1000).toFixed(0)} s, ${m.warmupRequests} requests): RSS ${m.rssWarmMb.toFixed(1)} -> ${m.rssEndMb.toFixed(1)} MB (growth ${m.rssGrowthMb.toFixed(1)} MB, bound ${m.rssBoundMb}; peak ${m.rssPeakMb.toFixed(1)}), ` +

@@ -61,11 +61,11 @@ export class VhrWorkload {
       const stream = r.chance(0.5);
       return {
         path: PATH, body: { ...fixed, ...(stream ? { stream: true } : {}) }, stream, choices: fixed.n ?? 1, maxTokens: fixed.max_tokens,
-        includeUsage: false, calibrationRequested: 'calibration' in fixed, invalid: false, abort: null, determinismKey: `vhr canary ${i}`,
+        includeUsage: false, calibrationRequested: 'calibration' in fixed, invalid: false, abort: null, determinismKey: `vhr canary ${i}`, client: { kind: 'normal' },
       };
     }
     if (r.chance(0.08)) {
-      return { path: PATH, body: { max_tokens: 4, ...r.pick(this.invalid) }, stream: false, choices: 0, maxTokens: 0, includeUsage: false, calibrationRequested: false, invalid: true, abort: null, determinismKey: null };
+      return { path: PATH, body: { max_tokens: 4, ...r.pick(this.invalid) }, stream: false, choices: 0, maxTokens: 0, includeUsage: false, calibrationRequested: false, invalid: true, abort: null, determinismKey: null, client: { kind: 'normal' } };
     }
     const stream = r.chance(0.5);
     const n = r.chance(0.1) ? 2 : 1;
@@ -91,6 +91,6 @@ export class VhrWorkload {
     if (stream && r.chance(0.15)) abort = { afterEvents: r.int(1, 4) };
     // Early disconnects land while the images encode or the prepass runs.
     else if (!stream && r.chance(0.1)) abort = { afterMs: r.int(1, 30) };
-    return { path: PATH, body, stream, choices: n, maxTokens, includeUsage, calibrationRequested: imageCount > 0 && calibrationRequested, invalid: false, abort, determinismKey: null };
+    return { path: PATH, body, stream, choices: n, maxTokens, includeUsage, calibrationRequested: imageCount > 0 && calibrationRequested, invalid: false, abort, determinismKey: null, client: { kind: 'normal' } };
   }
 }

@@ -1,7 +1,9 @@
 /**
  * What the soak sends: a seeded mix of completions and chat, streaming and not, with random
  * calibration settings (off, ACT from the profile, explicit heads, via vllm_xargs, full reports),
- * random sampling, some client disconnects, and some invalid requests.
+ * random sampling, some client disconnects, some invalid requests, and some slow or greedy clients:
+ * bodies uploaded in slow pieces, streams read slowly, and large responses that are never read (the
+ * server's write timeout must cut them; the client leaves after a while, as a disconnect).
  */
 import { Prng } from '../../test/helpers/prng.js';
 
@@ -24,7 +26,16 @@ export interface PlannedRequest {
   abort: { afterEvents: number } | { afterMs: number } | null;
   /** Set for the canaries: greedy or seeded requests whose texts must not change all run long. */
   determinismKey: string | null;
+  /**
+   * How the client behaves: `slow-body` uploads its body in pieces with pauses; `slow-reader` pauses
+   * between reads (below the server's write timeout); `non-reader` reads the status and nothing
+   * more, then leaves after `holdMs` (a client disconnect).
+   */
+  client: { kind: 'normal' } | { kind: 'slow-body'; pieces: number; gapMs: number } | { kind: 'slow-reader'; pauseMs: number } | { kind: 'non-reader'; holdMs: number };
 }
+
+/** Large enough to outgrow loopback's socket buffers, so that an unread response has to be cut. */
+const NON_READER_BODY = { prompt: [1], max_tokens: 500, n: 16, logprobs: 20, return_tokens_as_token_ids: true, temperature: 1, ignore_eos: true, stream: true };
 
 const PROMPTS: readonly (string | number[])[] = [
   'Once upon a time',
@@ -93,6 +104,21 @@ export class Workload {
 
   next(): PlannedRequest {
     const r = this.r;
+    if (r.chance(0.004)) {
+      return {
+        path: '/v1/completions',
+        body: NON_READER_BODY,
+        stream: true,
+        choices: 16,
+        maxTokens: 500,
+        includeUsage: false,
+        calibrationRequested: false,
+        invalid: false,
+        abort: null,
+        determinismKey: null,
+        client: { kind: 'non-reader', holdMs: r.int(4_000, 6_000) },
+      };
+    }
     if (r.chance(0.12)) {
       const i = r.int(0, CANARIES.length - 1);
       const [path, fixed] = CANARIES[i]!;
@@ -109,11 +135,12 @@ export class Workload {
         invalid: false,
         abort: null,
         determinismKey: `canary ${i}`,
+        client: { kind: 'normal' },
       };
     }
     if (r.chance(0.1)) {
       const [path, body] = r.pick(INVALID);
-      return { path, body, stream: false, choices: 0, maxTokens: 0, includeUsage: false, calibrationRequested: false, invalid: true, abort: null, determinismKey: null };
+      return { path, body, stream: false, choices: 0, maxTokens: 0, includeUsage: false, calibrationRequested: false, invalid: true, abort: null, determinismKey: null, client: { kind: 'normal' } };
     }
     const chat = r.chance(0.4);
     const stream = r.chance(0.5);
@@ -150,6 +177,11 @@ export class Workload {
     let abort: PlannedRequest['abort'] = null;
     if (stream && r.chance(0.15)) abort = { afterEvents: r.int(1, 4) };
     else if (!stream && r.chance(0.07)) abort = { afterMs: r.int(1, 40) };
+    const client = r.weighted<PlannedRequest['client']>([
+      [95, { kind: 'normal' }],
+      [2, { kind: 'slow-body', pieces: r.int(2, 5), gapMs: r.int(10, 80) }],
+      [3, stream && abort === null ? { kind: 'slow-reader', pauseMs: r.int(2, 20) } : { kind: 'normal' }],
+    ]);
     return {
       path: chat ? '/v1/chat/completions' : '/v1/completions',
       body,
@@ -161,6 +193,7 @@ export class Workload {
       invalid: false,
       abort,
       determinismKey: null,
+      client,
     };
   }
 }

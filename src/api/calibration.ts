@@ -7,6 +7,8 @@
  */
 import { CalibrationConfigError, type AnyCalibrator, type CalibrationDetail, type ModelFacts, type PromptFacts } from '../../calibrators/calibrator.js';
 import { badRequest, fieldPath } from './errors.js';
+import { parseJsonText } from './json-body.js';
+import { countKeysBeyond } from './schemas/common.js';
 import { describeIssue } from './validation.js';
 
 export interface CalibrationSelection {
@@ -21,10 +23,12 @@ export interface CalibrationSelection {
   extraSlots: number;
   /** Where the calibration field was given (`calibration` or `vllm_xargs.calibration`), for error paths. */
   base: string;
+  /** Calibrators the request turned off by name (`"act": false`): reported as `{"active": false}`. */
+  off: string[];
 }
 
 const REPORT_KEY = 'report';
-const NONE: CalibrationSelection = { configs: {}, ids: [], detail: 'summary', requested: false, extraSlots: 0, base: 'calibration' };
+const NONE: CalibrationSelection = { configs: {}, ids: [], detail: 'summary', requested: false, extraSlots: 0, base: 'calibration', off: [] };
 
 export function parseCalibration(
   body: { calibration?: unknown; vllm_xargs?: Record<string, unknown> | undefined },
@@ -41,20 +45,19 @@ export function parseCalibration(
   return NONE;
 }
 
+/** Clients whose extra args are scalars send the object as JSON text; it is read like a body. */
 function fromXargs(v: unknown): unknown {
-  if (typeof v !== 'string') return v;
-  try {
-    return JSON.parse(v);
-  } catch {
-    throw badRequest('vllm_xargs.calibration: a string value must be JSON', 'vllm_xargs.calibration');
-  }
+  return typeof v === 'string' ? parseJsonText(v, 'vllm_xargs.calibration') : v;
 }
 
 function parseObject(raw: unknown, base: string, calibrators: ReadonlyMap<string, AnyCalibrator>, facts: ModelFacts): CalibrationSelection {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw badRequest(`${base}: expected an object keyed by calibrator id (see GET /v1/calibrators)`, base);
   }
-  const selection: CalibrationSelection = { configs: {}, ids: [], detail: 'summary', requested: true, extraSlots: 0, base };
+  if (countKeysBeyond(raw, calibrators.size + 1)) {
+    throw badRequest(`${base}: more keys than there are calibrators (${[...calibrators.keys(), REPORT_KEY].join(', ')})`, base);
+  }
+  const selection: CalibrationSelection = { configs: {}, ids: [], detail: 'summary', requested: true, extraSlots: 0, base, off: [] };
   for (const [key, value] of Object.entries(raw)) {
     const path = `${base}.${key}`;
     if (key === REPORT_KEY) {
@@ -71,7 +74,10 @@ function parseObject(raw: unknown, base: string, calibrators: ReadonlyMap<string
         'unknown_calibrator',
       );
     }
-    if (value === false) continue;
+    if (value === false) {
+      selection.off.push(key);
+      continue;
+    }
     const config = resolveOne(calibrator, value, path, facts);
     selection.configs[key] = config;
     if (calibrator.isActive(config)) {
@@ -101,10 +107,36 @@ export function checkCalibrationPrompt(selection: CalibrationSelection, calibrat
   }
 }
 
+/**
+ * A calibrator config names at most every head of every layer once, plus a few settings. One that
+ * holds more values is refused before its schema walks it (a million layer keys took 5.6 s, and a
+ * four-million-element head list was accepted). The walk stops at the first value over the budget.
+ */
+function checkConfigSize(config: object, path: string, facts: ModelFacts): void {
+  const { nLayers, nHeads } = facts.config;
+  const budget = (nLayers + 1) * (nHeads + 1) + 64;
+  let seen = 0;
+  const stack: { value: unknown; at: string }[] = [{ value: config, at: path }];
+  while (stack.length) {
+    const { value, at } = stack.pop()!;
+    if (typeof value !== 'object' || value === null) continue;
+    const entries = Array.isArray(value) ? value.length : undefined;
+    if (entries !== undefined ? seen + entries > budget : countKeysBeyond(value, budget - seen)) {
+      throw badRequest(`${at}: too many values; a calibration config for this model (${nLayers} layers of ${nHeads} heads) holds at most ${budget}`, at, 'too_large');
+    }
+    for (const k in value) {
+      if (!Object.prototype.hasOwnProperty.call(value, k)) continue;
+      seen++;
+      stack.push({ value: (value as Record<string, unknown>)[k], at: `${at}.${k}` });
+    }
+  }
+}
+
 function resolveOne(calibrator: AnyCalibrator, value: unknown, path: string, facts: ModelFacts): unknown {
   let input: true | Record<string, unknown>;
   if (value === true) input = true;
   else if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    checkConfigSize(value, path, facts);
     const parsed = calibrator.schema.safeParse(value);
     if (!parsed.success) {
       const issue = describeIssue(parsed.error.issues);

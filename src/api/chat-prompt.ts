@@ -7,6 +7,7 @@ import { ChatTemplate, ChatTemplateError, type ChatMessage } from '../../models/
 import type { Tokenizer } from '../../models/tokenizers/tokenizer.js';
 import type { ImageSpan } from '../../models/compiler/step-geometry.js';
 import { badRequest } from './errors.js';
+import { controlText } from './generation/token-text.js';
 import { checkPromptChars } from './prompts.js';
 import type { ChatMessageInput } from './schemas/chat.js';
 
@@ -57,11 +58,11 @@ export interface RenderedPrompt {
 export function renderChatPrompt(messages: readonly ChatMessageInput[], addGenerationPrompt: boolean, ctx: ChatPromptContext, imageCount = 0, suffix = ''): RenderedPrompt {
   if (!ctx.template) throw badRequest('this model has no chat template; use /v1/completions', 'messages', 'no_chat_template');
   const { tokenizer } = ctx;
-  const bos = specialText(tokenizer, tokenizer.bosId);
+  const bos = controlText(tokenizer, tokenizer.bosId);
   const eosId = tokenizer.stopIds.find((id) => id !== tokenizer.bosId);
   let text: string;
   try {
-    text = ctx.template.render({ messages: templateMessages(messages, ctx.images !== null), addGenerationPrompt, bosToken: bos, eosToken: specialText(tokenizer, eosId ?? null) }) + suffix;
+    text = ctx.template.render({ messages: templateMessages(messages, ctx.images !== null), addGenerationPrompt, bosToken: bos, eosToken: controlText(tokenizer, eosId ?? null) }) + suffix;
   } catch (e) {
     // raise_exception() in a template is how templates reject a conversation (e.g. roles that do not alternate).
     if (e instanceof ChatTemplateError) throw badRequest(e.message, 'messages', 'chat_template_error');
@@ -116,12 +117,6 @@ function expandImages(body: string, lead: number[], expected: number, facts: Ima
     if (piece.length) ids.push(...tokenizer.encode(piece, { continuation: k > 0 }));
   });
   return { ids, images };
-}
-/** A control token as a template writes it (llama2.c stores BOS as "\n<s>\n"; templates write "<s>"). */
-function specialText(tokenizer: Tokenizer, id: number | null): string | null {
-  if (id === null) return null;
-  const piece = tokenizer.idToPiece(id).trim();
-  return piece.length ? piece : null;
 }
 
 export function compileChatTemplate(source: string | null): ChatTemplate | null {

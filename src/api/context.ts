@@ -39,6 +39,8 @@ export interface ServedImages {
 
 export interface ServerContext {
   config: ServerConfig;
+  /** attune's version (package.json). */
+  version: string;
   engine: EngineClient;
   model: ServedModel;
   tokenizer: Tokenizer;

@@ -83,6 +83,14 @@ export function shutDownMidRequest(retryAfterSeconds: number): ApiError {
   });
 }
 
+/** nginx's "client closed request": logged and counted, never seen by the client that left. */
+export const CLIENT_CLOSED = 499;
+
+/** The client went away (or stopped reading) before its generation finished; counted as aborted. */
+export function clientGone(message = 'the client closed the connection; the generation was aborted'): ApiError {
+  return new ApiError(CLIENT_CLOSED, message, { code: 'client_closed', failure: 'aborted' });
+}
+
 export function unavailable(message: string, retryAfterSeconds: number, extraHeaders: Record<string, string> = {}): ApiError {
   return new ApiError(503, message, {
     type: 'unavailable_error',

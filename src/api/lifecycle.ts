@@ -3,8 +3,11 @@
  * still preparing to) that a drain waits for and, past its deadline, aborts.
  */
 
-/** Why a generation was aborted from outside its own loop. */
-export type AbortCause = 'disconnect' | 'timeout' | 'shutdown' | 'failed';
+/**
+ * Why a generation was aborted from outside its own loop: the client left, or stopped reading
+ * (`stalled`, cut by the write watchdog), the deadline passed, a drain ran out, or it failed.
+ */
+export type AbortCause = 'disconnect' | 'stalled' | 'timeout' | 'shutdown' | 'failed';
 
 export class Lifecycle {
   private drainingFlag = false;

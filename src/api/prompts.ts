@@ -18,26 +18,33 @@ export interface Prompt {
 
 const SHAPE = 'prompt must be a string, an array of token ids, or an array of strings or token-id arrays';
 
-/** Cheap structural pass: how many prompts, and which are which. */
-export function splitPrompts(raw: unknown, maxPrompts: number): RawPrompt[] {
+/**
+ * Cheap structural pass: how many prompts, and which are which. Sizes come before elements: a batch
+ * longer than max_prompts, or a token-id prompt longer than the context, is refused before any of
+ * its elements is looked at.
+ */
+export function splitPrompts(raw: unknown, maxPrompts: number, maxModelLen: number): RawPrompt[] {
   if (raw === undefined || raw === null) throw badRequest('prompt is required', 'prompt', 'missing_required_parameter');
   if (typeof raw === 'string') return [{ kind: 'text', text: raw, param: 'prompt' }];
   if (!Array.isArray(raw)) throw badRequest(SHAPE, 'prompt');
   if (raw.length === 0) throw badRequest('prompt must not be empty', 'prompt');
-  if (typeof raw[0] === 'number') return [{ kind: 'ids', ids: tokenArray(raw, 'prompt'), param: 'prompt' }];
+  if (typeof raw[0] === 'number') return [{ kind: 'ids', ids: tokenArray(raw, 'prompt', maxModelLen), param: 'prompt' }];
   if (raw.length > maxPrompts) throw badRequest(`at most ${maxPrompts} prompts in one request (max_prompts)`, 'prompt');
   return raw.map((p, i): RawPrompt => {
     const param = `prompt.${i}`;
     if (typeof p === 'string') return { kind: 'text', text: p, param };
     if (Array.isArray(p)) {
       if (p.length === 0) throw badRequest(`${param}: a token-id prompt must not be empty`, param);
-      return { kind: 'ids', ids: tokenArray(p, param), param };
+      return { kind: 'ids', ids: tokenArray(p, param, maxModelLen), param };
     }
     throw badRequest(`${param}: ${SHAPE}`, param);
   });
 }
 
-function tokenArray(a: unknown[], param: string): number[] {
+function tokenArray(a: unknown[], param: string, maxModelLen: number): number[] {
+  if (a.length > maxModelLen) {
+    throw new ApiError(400, `${param}: the prompt is ${a.length} tokens, more than the model's context of ${maxModelLen} tokens`, { param, code: 'context_length_exceeded' });
+  }
   a.forEach((t, j) => {
     if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 0) throw badRequest(`${param}.${j}: expected a token id (a non-negative integer)`, `${param}.${j}`);
   });

@@ -46,6 +46,10 @@ export interface SamplingExtras {
 }
 
 export function buildSampling(f: SamplingFields, extras: SamplingExtras, model: ModelShape): SamplingParams {
+  const minTokens = f.min_tokens ?? 0;
+  if (minTokens > extras.maxTokens) {
+    throw badRequest(`min_tokens: ${minTokens} is more than max_tokens (${extras.maxTokens}); min_tokens must be at most max_tokens`, 'min_tokens');
+  }
   return {
     temperature: f.temperature ?? 1,
     topP: f.top_p ?? 1,
@@ -63,6 +67,7 @@ export function buildSampling(f: SamplingFields, extras: SamplingExtras, model: 
     logprobs: extras.logprobs,
     promptLogprobs: extras.promptLogprobs,
     includeStopStrInOutput: f.include_stop_str_in_output ?? false,
+    minTokens,
   };
 }
 

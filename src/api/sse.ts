@@ -4,9 +4,17 @@
  * `X-Accel-Buffering: no` so nginx does not hold events back. The stream goes through Fastify's
  * reply (not a hijacked socket), so hooks, request-id and CORS headers, and logging still apply.
  */
+import type { ServerResponse } from 'node:http';
 import { PassThrough } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import type { ErrorBody } from './errors.js';
+
+/** Responses whose body is an SSE stream: the stream accounts for their outcome itself. */
+const streamReplies = new WeakSet<ServerResponse>();
+
+export function isStreamReply(res: ServerResponse): boolean {
+  return streamReplies.has(res);
+}
 
 export class SseStream {
   private readonly stream = new PassThrough();
@@ -26,13 +34,17 @@ export class SseStream {
   open(): void {
     if (this.opened) return;
     this.opened = true;
+    streamReplies.add(this.reply.raw);
     this.reply
       .code(200)
       .header('content-type', 'text/event-stream; charset=utf-8')
       .header('cache-control', 'no-cache')
       .header('x-accel-buffering', 'no')
       .send(this.stream);
-    this.keepAlive = setInterval(() => this.write(': keep-alive\n\n'), this.keepAliveMs);
+    // A keep-alive is for an idle stream; one whose client is behind needs no more bytes.
+    this.keepAlive = setInterval(() => {
+      if (!this.stream.writableNeedDrain) this.write(': keep-alive\n\n');
+    }, this.keepAliveMs);
     this.keepAlive.unref();
   }
 
@@ -43,6 +55,21 @@ export class SseStream {
   /** A mid-stream failure: the status line is long gone, so the error travels as an event. */
   error(body: ErrorBody): void {
     this.data(body);
+  }
+
+  /** Resolves once the stream's buffer has room again (at once if it has), or it is gone. */
+  drained(): Promise<void> {
+    const s = this.stream;
+    if (!s.writableNeedDrain || s.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const settle = () => {
+        s.off('drain', settle);
+        s.off('close', settle);
+        resolve();
+      };
+      s.once('drain', settle);
+      s.once('close', settle);
+    });
   }
 
   done(): void {

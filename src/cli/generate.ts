@@ -5,7 +5,8 @@ import { loadTokenizer } from '../../models/tokenizers/load-tokenizer.js';
 import { EngineClient } from '../engine/engine-client.js';
 import { GREEDY_DEFAULTS } from '../engine/sampling/defaults.js';
 
-const HELP = `usage: attune generate [--model NAME|PATH] [--prompt TEXT] [--max-tokens N] [--temperature T] [--seed S]
+const HELP = `usage: attune generate [--model NAME|PATH] [--prompt TEXT] [--max-tokens N] [--temperature T]
+                       [--top-p P] [--seed S]
 
   --model        model name (looked up in ATTUNE_MODELS_DIR, then the cache) or path (default stories260K)
   --prompt       prompt text; empty means generation starts from BOS alone (default "")

@@ -1,12 +1,13 @@
 /**
  * `attune profile act|var`. `act`: the ACT head search on a calibration set, written into a model
- * profile (`var`: src/cli/profile-var.ts).
- * The engine compiles ACT into every searched layer (the profile override), so heads in layers 0
- * and 1, which the official code never calibrates, can be tried as well.
+ * profile (`var`: src/cli/profile-var.ts). By default the search covers the layers ACT is compiled
+ * into (2..L-1, or the profile's); the engine compiles ACT into every searched layer (the profile
+ * override), so heads in layers 0 and 1, which the official code never calibrates, can be tried
+ * with --layers.
  */
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ACT_DEFAULTS } from '../../calibrators/act.js';
+import { ACT_DEFAULTS, actLayersFor } from '../../calibrators/act.js';
 import { withActLayers } from '../eval/calibration-arg.js';
 import { layersFlag, numberFlag, UsageError } from '../eval/cli-flags.js';
 import { DatasetError, loadDataset } from '../eval/dataset.js';
@@ -32,7 +33,8 @@ const HELP = `usage: attune profile act --data CALIB.jsonl --out PROFILE.json [-
   --threshold  ACT threshold (default ${ACT_DEFAULTS.threshold})
   --margin     a head is kept when its gain is more than this: items for accuracy (default 0, i.e.
                at least one more item right), nats per token for NLL (default 0.001)
-  --layers     layers to search, e.g. 0-4 or 2,3 (default: all)
+  --layers     layers to search, e.g. 0-4 or 2,3 (default: the layers ACT is compiled into: the
+               profile's act.layers, else 2 to the last, which the official code calibrates)
   --threads    ORT threads in the engine worker (default 1)
 `;
 
@@ -77,7 +79,9 @@ export async function run(argv: string[]): Promise<number> {
 
     const model = await loadEvalModel(values.model);
     const { nLayers } = model.shape;
-    const layers = values.layers === undefined ? Array.from({ length: nLayers }, (_, l) => l) : layersFlag(values.layers, nLayers);
+    // By default the layers ACT itself is compiled into (2..L-1, or the profile's), so that the search
+    // writes a profile for the calibrator as it runs; --layers widens or narrows the search.
+    const layers = values.layers === undefined ? actLayersFor(model.profile, nLayers) : layersFlag(values.layers, nLayers);
     const task = prepareTask(data, model.tokenizer);
     const engine = await startEvalEngine(model, withActLayers(model.profile, nLayers, layers), { threads });
     const started = performance.now();

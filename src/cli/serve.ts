@@ -63,7 +63,14 @@ export async function run(argv: string[]): Promise<number> {
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (e) {
+    // Closing the engine on purpose is not a worker failure: no "engine worker down" line.
+    stopping = true;
     await engine.close();
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      process.stderr.write(`attune serve: cannot listen on ${config.host}:${config.port}: ${listenProblem(code)}\n`);
+      return 1;
+    }
     throw e;
   }
   app.log.info(
@@ -76,6 +83,17 @@ export async function run(argv: string[]): Promise<number> {
   await engine.close();
   setTimeout(() => process.exit(0), EXIT_GRACE_MS).unref();
   return 0;
+}
+
+function listenProblem(code: string): string {
+  switch (code) {
+    case 'EADDRINUSE':
+      return 'the port is already in use (another attune, or another server?); pick another with --port';
+    case 'EACCES':
+      return 'permission denied (ports below 1024 need privileges); pick another with --port';
+    default:
+      return 'the address is not available on this machine; check --host';
+  }
 }
 
 /** Nothing a request does may take the process down; such failures are logged instead. */

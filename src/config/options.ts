@@ -40,6 +40,12 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: 'drain-timeout', env: 'ATTUNE_DRAIN_TIMEOUT', path: ['drainTimeoutSeconds'], kind: 'number', meta: 'SECONDS', help: 'after SIGTERM/SIGINT, how long in-flight requests may finish before they are aborted' },
   { flag: 'sse-keep-alive', env: 'ATTUNE_SSE_KEEP_ALIVE', path: ['sseKeepAliveSeconds'], kind: 'number', meta: 'SECONDS', help: 'interval of SSE keep-alive comments' },
   { flag: 'ready-cache', env: 'ATTUNE_READY_CACHE', path: ['readyCacheSeconds'], kind: 'number', meta: 'SECONDS', help: 'how long a passed readiness probe (or engine step) stays fresh' },
+  // Connections
+  { flag: 'body-timeout', env: 'ATTUNE_BODY_TIMEOUT', path: ['http', 'bodyTimeoutSeconds'], kind: 'number', meta: 'SECONDS', help: 'time a request body may take to arrive after its headers; past it 408 and the connection is closed (0 = none)' },
+  { flag: 'idle-timeout', env: 'ATTUNE_IDLE_TIMEOUT', path: ['http', 'idleTimeoutSeconds'], kind: 'number', meta: 'SECONDS', help: 'a connection with no request in progress (none sent yet, or between keep-alive requests) is closed after this' },
+  { flag: 'write-timeout', env: 'ATTUNE_WRITE_TIMEOUT', path: ['http', 'writeTimeoutSeconds'], kind: 'number', meta: 'SECONDS', help: 'a response whose client reads nothing for this long is cut; a stream is aborted and its slot freed (0 = never)' },
+  { flag: 'max-connections', env: 'ATTUNE_MAX_CONNECTIONS', path: ['http', 'maxConnections'], kind: 'int', meta: 'N', help: 'connections served at once; past it requests get 503 and their connection is closed (/health, /ready and /ping are still answered)' },
+  { flag: 'body-memory', env: 'ATTUNE_BODY_MEMORY', path: ['http', 'bodyMemoryBytes'], kind: 'int', meta: 'BYTES', help: 'request-body bytes held at once across all connections while bodies arrive; a body that does not fit gets 503' },
   // Engine
   { flag: 'max-batch', env: 'ATTUNE_MAX_BATCH', path: ['engine', 'maxBatch'], kind: 'int', meta: 'N', help: 'sequences decoded together (KV slots)' },
   { flag: 'max-model-len', env: 'ATTUNE_MAX_MODEL_LEN', path: ['engine', 'maxModelLen'], kind: 'int', meta: 'N', help: 'context length, prompt + generated (default: the model\'s own)' },
@@ -61,6 +67,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: 'max-stop-token-ids', env: 'ATTUNE_MAX_STOP_TOKEN_IDS', path: ['limits', 'maxStopTokenIds'], kind: 'int', meta: 'N', help: 'entries in `stop_token_ids`' },
   { flag: 'max-logit-bias', env: 'ATTUNE_MAX_LOGIT_BIAS', path: ['limits', 'maxLogitBias'], kind: 'int', meta: 'N', help: 'entries in `logit_bias`' },
   { flag: 'max-logprobs', env: 'ATTUNE_MAX_LOGPROBS', path: ['limits', 'maxLogprobs'], kind: 'int', meta: 'N', help: '`logprobs` / `top_logprobs` ceiling (at most 20)' },
+  { flag: 'max-logprob-entries', env: 'ATTUNE_MAX_LOGPROB_ENTRIES', path: ['limits', 'maxLogprobEntries'], kind: 'int', meta: 'N', help: 'logprob entries one response may hold, over all choices, generated and echoed tokens and prompt_logprobs (a token with N alternatives counts N+1)' },
   { flag: 'max-n', env: 'ATTUNE_MAX_N', path: ['limits', 'maxN'], kind: 'int', meta: 'N', help: 'choices per prompt (`n`)' },
   { flag: 'max-prompts', env: 'ATTUNE_MAX_PROMPTS', path: ['limits', 'maxPrompts'], kind: 'int', meta: 'N', help: 'prompts in one batched completions request' },
   { flag: 'max-images', env: 'ATTUNE_MAX_IMAGES', path: ['limits', 'maxImagesPerRequest'], kind: 'int', meta: 'N', help: 'image parts in one chat request' },

@@ -22,6 +22,11 @@ export const LimitsSchema = z.strictObject({
   maxLogitBias: z.number().int().min(0).default(300),
   /** Per-token alternatives for `logprobs` / `top_logprobs`; OpenAI's ceiling is 20. */
   maxLogprobs: z.number().int().min(0).max(20).default(20),
+  /**
+   * Logprob entries one response may hold (a token with N alternatives counts N + 1), over every
+   * choice, generated and echoed tokens, and prompt_logprobs; more is a 400 before generation.
+   */
+  maxLogprobEntries: z.number().int().min(1).default(200_000),
   /** Choices per prompt (`n`). */
   maxN: z.number().int().min(1).default(16),
   /** Prompts in one batched `/v1/completions` request. */
@@ -66,6 +71,25 @@ export const ImageFetchSchema = z
   });
 export type ImageFetchConfig = z.infer<typeof ImageFetchSchema>;
 
+/**
+ * The connection layer, against slow and greedy clients: how long a body may take to arrive, how long
+ * a socket may sit idle, how long a response may wait for its client to read, how many connections
+ * are served at once, and how many request-body bytes are held in memory at once.
+ */
+export const HttpSchema = z.strictObject({
+  /** From the end of the headers to the last body byte; past it: 408 and the connection is closed (0 = none). */
+  bodyTimeoutSeconds: z.number().min(0).default(30),
+  /** A connection with no request in progress (before its first request, or between keep-alive requests) is closed after this. */
+  idleTimeoutSeconds: z.number().gt(0).default(65),
+  /** A response whose client has read nothing for this long is cut (a stream is aborted and its slot freed); 0 = never. */
+  writeTimeoutSeconds: z.number().min(0).default(30),
+  /** Connections served at once; past it a request gets 503 and its connection is closed (health probes are still answered). */
+  maxConnections: z.number().int().min(1).default(1024),
+  /** Request-body bytes held at once across all connections while bodies arrive; a body that does not fit gets 503. */
+  bodyMemoryBytes: z.number().int().min(1024).default(256 * MiB),
+});
+export type HttpConfig = z.infer<typeof HttpSchema>;
+
 const TlsSchema = z
   .object({ certFile: z.string().min(1).optional(), keyFile: z.string().min(1).optional() })
   .strict()
@@ -109,6 +133,7 @@ export const ServerConfigSchema = z.strictObject({
   sseKeepAliveSeconds: z.number().gt(0).default(15),
   /** How long a passed readiness probe (or any completed engine step) counts as fresh. */
   readyCacheSeconds: z.number().min(0).default(5),
+  http: HttpSchema.default(HttpSchema.parse({})),
   engine: EngineOptionsSchema.strict().default(EngineOptionsSchema.parse({})),
   queue: QueueSchema.default(QueueSchema.parse({})),
   limits: LimitsSchema.default(LimitsSchema.parse({})),

@@ -33,6 +33,8 @@ interface ClientEvents {
   restarting: [number];
   stats: [EngineStats];
   event: [EngineEvent];
+  /** Tokens fed by each engine step since the last report. */
+  steps: [number[]];
 }
 
 const EMPTY_STATS: EngineStats = { running: 0, waiting: 0, slotsInUse: 0, maxSlots: 0, capacity: 0 };
@@ -138,6 +140,7 @@ export class EngineClient extends EventEmitter<ClientEvents> {
           if (e.type === 'finish' || e.type === 'error') this.streams.delete(e.id);
         }
         this.emit('stats', m.stats);
+        if (m.steps.length) this.emit('steps', m.steps);
         break;
       case 'rejected': {
         const s = this.streams.get(m.id);

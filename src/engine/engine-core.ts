@@ -66,6 +66,9 @@ export class EngineCore {
   /** Graph ids by graph key, for decode groups. */
   private readonly groupIds = new Map<string, readonly string[]>();
   private stepping = false;
+  /** Tokens fed by the step in progress, and by finished steps not yet reported (attune:iteration_tokens_total). */
+  private stepTokens = 0;
+  private readonly stepTokenLog: number[] = [];
   readonly maxModelLen: number;
 
   constructor(
@@ -121,7 +124,7 @@ export class EngineCore {
       phase: 'waiting',
       prefilled: 0,
       lastToken: promptIds[promptIds.length - 1]!,
-      sampler: new RowSampler(sampling, promptIds, { scratch: this.scratch, extraProcessors }),
+      sampler: new RowSampler(sampling, promptIds, { scratch: this.scratch, extraProcessors, modelStopIds: this.model.tokenizer.stopIds }),
       output: new RowOutput(this.model.tokenizer, sampling, promptIds),
       promptLogprobs: sampling.promptLogprobs !== null ? [null] : null,
       encoded: null,
@@ -173,7 +176,13 @@ export class EngineCore {
     }
   }
 
+  /** Tokens each finished step fed the model (prompt tokens prefilled + rows decoded), not yet reported. */
+  takeStepTokens(): number[] {
+    return this.stepTokenLog.splice(0);
+  }
+
   private async runStep(): Promise<void> {
+    this.stepTokens = 0;
     this.reapAborted();
     this.admit();
     const encodes = pickEncodes(this.mainRows('encode'), MAX_IMAGES_PER_ENCODE);
@@ -196,6 +205,7 @@ export class EngineCore {
     this.endFinished();
     this.reapAborted(); // aborts that arrived during this step's forwards
     this.pool.shrinkToFit();
+    if (this.stepTokens > 0) this.stepTokenLog.push(this.stepTokens);
     this.flush();
   }
 
@@ -206,7 +216,8 @@ export class EngineCore {
   }
 
   private flush(): void {
-    if (this.events.length) this.sink(this.events.splice(0));
+    // A step with no events (a middle chunk of a long prompt) still reports the tokens it fed.
+    if (this.events.length || this.stepTokenLog.length) this.sink(this.events.splice(0));
   }
 
   private async guarded(units: RequestUnit[], fn: () => Promise<void>): Promise<void> {
@@ -306,6 +317,7 @@ export class EngineCore {
 
   private async runPrefill(plan: PrefillPlan): Promise<void> {
     const rows = plan.items.map((p) => p.row);
+    this.stepTokens += plan.items.reduce((a, p) => a + p.tokens, 0);
     const stepRows: StepRow[] = plan.items.map(({ row, tokens }) => ({
       tokens: row.promptIds.slice(row.prefilled, row.prefilled + tokens),
       past: row.prefilled,
@@ -389,6 +401,7 @@ export class EngineCore {
   // ---- decode ---------------------------------------------------------------------------------
 
   private async runDecode(rows: Row[], graphKey: string, start: number): Promise<void> {
+    this.stepTokens += rows.length;
     const stepRows: StepRow[] = rows.map((r) => ({ tokens: [r.lastToken], past: r.slot!.used, allLogits: false, images: r.images }));
     this.pool.ensureCapacity(Math.max(...stepRows.map((r) => r.past + 1)));
     const shape = stepShape(stepRows, this.pool.capacity);

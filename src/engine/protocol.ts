@@ -44,7 +44,8 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: 'ready'; info: ModelInfo }
-  | { type: 'events'; events: EngineEvent[]; stats: EngineStats }
+  /** `steps`: tokens each engine step fed the model since the last message (prompt tokens + decoded rows). */
+  | { type: 'events'; events: EngineEvent[]; stats: EngineStats; steps: number[] }
   | { type: 'rejected'; id: string; message: string }
   | { type: 'probe'; nonce: number; ok: boolean; message?: string }
   | { type: 'fatal'; message: string };

@@ -36,6 +36,11 @@ export interface SamplingParams {
   promptLogprobs: number | null;
   /** Keep stop strings in the output text (vLLM's include_stop_str_in_output). */
   includeStopStrInOutput: boolean;
+  /**
+   * vLLM's min_tokens: until this many tokens are generated, stop tokens (EOS included) cannot be
+   * sampled and stop strings cannot end; 0 or absent = off.
+   */
+  minTokens?: number;
 }
 
 export interface TokenLogprob {
@@ -97,7 +102,7 @@ export type EngineEvent =
       type: 'finish';
       id: string;
       reason: FinishReason;
-      /** The stop string or token that ended it, when one did. */
+      /** The stop string or request stop token id that ended it (vLLM's stop_reason); null at EOS or length. */
       stoppedBy: string | number | null;
       promptTokens: number;
       completionTokens: number;

@@ -28,7 +28,7 @@ async function main(): Promise<void> {
         post({ type: 'probe', nonce, ok: e.type === 'finish', message: e.type === 'error' ? e.message : undefined });
       }
     }
-    post({ type: 'events', events: forClient, stats: core.stats });
+    post({ type: 'events', events: forClient, stats: core.stats, steps: core.takeStepTokens() });
   });
 
   let wake: (() => void) | null = null;

@@ -5,7 +5,7 @@
  */
 import { CALIBRATORS, calibratorById } from '../../calibrators/index.js';
 import type { ModelFacts } from '../../calibrators/calibrator.js';
-import { actProfile, defaultActLayers } from '../../calibrators/act.js';
+import { actProfile, actLayersFor } from '../../calibrators/act.js';
 import type { ModelProfile } from '../../models/profiles/profile.js';
 import { parseCalibration } from '../api/calibration.js';
 import { ApiError } from '../api/errors.js';
@@ -44,7 +44,7 @@ export function actLayersNamed(request: Record<string, unknown>): number[] {
  */
 export function withActLayers(profile: ModelProfile, nLayers: number, extra: readonly number[]): ModelProfile {
   const act = actProfile(profile);
-  const current = act?.layers ?? defaultActLayers(nLayers);
+  const current = actLayersFor(profile, nLayers);
   const missing = extra.filter((l) => l < nLayers && !current.includes(l));
   if (!missing.length) return profile;
   const layers = [...new Set([...current, ...missing])].sort((a, b) => a - b);

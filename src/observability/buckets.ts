@@ -18,3 +18,20 @@ export const COUNT_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 50
 
 /** For shares and fractions in [0, 1]. */
 export const RATIO_BUCKETS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1];
+
+/** vLLM's `build_1_2_5_buckets(max_model_len)`: 1, 2, 5, 10, 20, 50, … up to the context length. */
+export function countBucketsUpTo(max: number): number[] {
+  const out: number[] = [];
+  for (let scale = 1; ; scale *= 10) {
+    for (const m of [1, 2, 5]) {
+      if (m * scale > max) return out;
+      out.push(m * scale);
+    }
+  }
+}
+
+/** vLLM's `request_params_n` buckets. */
+export const PARAMS_N_BUCKETS = [1, 2, 5, 10, 20];
+
+/** vLLM's `iteration_tokens_total` buckets (tokens fed in one engine step). */
+export const ITERATION_TOKENS_BUCKETS = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384];

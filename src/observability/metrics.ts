@@ -9,9 +9,10 @@
  * the HTTP request's arrival, so they include tokenization and admission.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { CONNECTION_CLOSE_REASONS, type ConnectionCloseReason } from '../api/transport/connection-guard.js';
 import type { EngineStats } from '../engine/protocol.js';
 import type { EngineEvent } from '../engine/types.js';
-import { CALIBRATION_SECONDS_BUCKETS, ITL_BUCKETS, REQUEST_LATENCY_BUCKETS, TTFT_BUCKETS } from './buckets.js';
+import { CALIBRATION_SECONDS_BUCKETS, countBucketsUpTo, ITERATION_TOKENS_BUCKETS, ITL_BUCKETS, PARAMS_N_BUCKETS, REQUEST_LATENCY_BUCKETS, TTFT_BUCKETS } from './buckets.js';
 import { ReportHistograms } from './report-histograms.js';
 
 export const FAILURE_REASONS = ['overloaded', 'validation', 'aborted', 'timeout', 'internal'] as const;
@@ -30,14 +31,25 @@ export class ServerMetrics {
   private readonly decode: Histogram;
   private readonly encoder: Histogram;
   private readonly prepass: Histogram;
+  private readonly inference: Histogram;
+  private readonly timePerOutputToken: Histogram;
+  private readonly requestPromptTokens: Histogram;
+  private readonly requestGenerationTokens: Histogram;
+  private readonly requestMaxTokens: Histogram;
+  private readonly requestMaxGenerationTokens: Histogram;
+  private readonly requestN: Histogram;
+  private readonly iterationTokens: Histogram;
   private readonly promptTokens: Counter;
   private readonly generationTokens: Counter;
   private readonly success: Counter<'finished_reason'>;
   private readonly failure: Counter<'reason'>;
   private readonly calibrationRequests: Counter<'calibrator'>;
   private readonly calibrationSeconds: Histogram<'calibrator'>;
+  private readonly connectionsClosed: Counter<'reason'>;
+  private openConnections: () => number = () => 0;
 
-  constructor(modelName: string, engineStats: () => EngineStats) {
+  /** `maxModelLen` sizes the token-count histograms (vLLM's 1-2-5 series up to the context length). */
+  constructor(modelName: string, engineStats: () => EngineStats, maxModelLen = 100_000) {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ model_name: modelName });
     const histogram = (name: string, help: string, buckets: number[]) => new Histogram({ name, help, buckets, registers });
@@ -50,6 +62,15 @@ export class ServerMetrics {
     this.decode = histogram('attune:request_decode_time_seconds', 'Time from the first to the last token', REQUEST_LATENCY_BUCKETS);
     this.encoder = histogram('attune:request_encoder_time_seconds', 'Vision-tower time of the encoder calls that held a request\'s images (requests with images only)', TTFT_BUCKETS);
     this.prepass = histogram('attune:request_prepass_time_seconds', 'Prefill time of the calls that held a request\'s prepass sequences, e.g. VHR\'s text-only pass (requests with a prepass only); part of the prefill time', TTFT_BUCKETS);
+    this.inference = histogram('attune:request_inference_time_seconds', 'Time from scheduling to the last token (prefill + decode)', REQUEST_LATENCY_BUCKETS);
+    this.timePerOutputToken = histogram('attune:request_time_per_output_token_seconds', 'Per sequence: decode time over its generated tokens after the first', ITL_BUCKETS);
+    const tokens = countBucketsUpTo(maxModelLen);
+    this.requestPromptTokens = histogram('attune:request_prompt_tokens', 'Prompt tokens of each finished sequence', tokens);
+    this.requestGenerationTokens = histogram('attune:request_generation_tokens', 'Generated tokens of each finished sequence', tokens);
+    this.requestMaxTokens = histogram('attune:request_params_max_tokens', 'The max_tokens of each finished sequence (the rest of the context when not given)', tokens);
+    this.requestMaxGenerationTokens = histogram('attune:request_max_num_generation_tokens', 'Per prompt of a finished request: the most tokens any of its n choices generated', tokens);
+    this.requestN = histogram('attune:request_params_n', 'The n of each prompt of a finished request', PARAMS_N_BUCKETS);
+    this.iterationTokens = histogram('attune:iteration_tokens_total', 'Tokens fed to the model by one engine step (prompt tokens prefilled + sequences decoded)', ITERATION_TOKENS_BUCKETS);
 
     // Gauges read the engine's latest stats at scrape time rather than being pushed on every step.
     const gauge = (name: string, help: string, read: (s: EngineStats) => number) =>
@@ -73,6 +94,16 @@ export class ServerMetrics {
     });
     this.reports = new ReportHistograms(this.registry);
 
+    const metrics = this;
+    new Gauge({ name: 'attune:http_connections', help: 'Open HTTP connections', registers, collect() { this.set(metrics.openConnections()); } });
+    this.connectionsClosed = new Counter({
+      name: 'attune:http_connections_closed_total',
+      help: 'Connections the server closed or refused to protect itself, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of CONNECTION_CLOSE_REASONS) this.connectionsClosed.inc({ reason }, 0);
+
     // Zero series exist from the start, so a rate() over them works before the first failure.
     for (const reason of FAILURE_REASONS) this.failure.inc({ reason }, 0);
     for (const reason of ['stop', 'length']) this.success.inc({ finished_reason: reason }, 0);
@@ -87,13 +118,43 @@ export class ServerMetrics {
     this.reports.setConfigKeys(id, configKeys);
   }
 
+  connectionClosed(reason: ConnectionCloseReason): void {
+    this.connectionsClosed.inc({ reason });
+  }
+
+  /** Where the open-connection gauge reads its value at scrape time. */
+  observeConnections(count: () => number): void {
+    this.openConnections = count;
+  }
+
   failed(reason: FailureReason): void {
     this.failure.inc({ reason });
   }
 
-  /** Metrics for one engine sequence (one choice); `arrivedAt` is the HTTP arrival (performance.now()). */
-  startSequence(arrivedAt: number, calibrators: readonly string[]): SequenceMetrics {
-    return new SequenceMetrics(this, arrivedAt, calibrators);
+  /**
+   * Metrics for one engine sequence (one choice); `arrivedAt` is the HTTP arrival (performance.now()),
+   * `maxTokens` its resolved max_tokens.
+   */
+  startSequence(arrivedAt: number, calibrators: readonly string[], maxTokens: number): SequenceMetrics {
+    return new SequenceMetrics(this, arrivedAt, calibrators, maxTokens);
+  }
+
+  /** One engine report: the tokens each of its steps fed the model. */
+  observeSteps(tokensPerStep: readonly number[]): void {
+    for (const t of tokensPerStep) this.iterationTokens.observe(t);
+  }
+
+  /**
+   * A request that succeeded: its finished sequences count (a request that failed counts none of
+   * its sequences as successes, whatever some of them had finished), by prompt in groups of n.
+   */
+  commitRequest(groups: readonly (readonly SequenceMetrics[])[]): void {
+    for (const group of groups) {
+      let most = 0;
+      for (const seq of group) most = Math.max(most, seq.commit());
+      this.requestN.observe(group.length);
+      this.requestMaxGenerationTokens.observe(most);
+    }
   }
 
   /** @internal used by SequenceMetrics */
@@ -107,8 +168,8 @@ export class ServerMetrics {
     if (generated) this.generationTokens.inc(generated);
   }
 
-  /** @internal used by SequenceMetrics */
-  recordFinish(e: FinishEvent, e2eSeconds: number, calibrators: readonly string[]): void {
+  /** @internal used by SequenceMetrics.commit */
+  recordFinish(e: FinishEvent, e2eSeconds: number, calibrators: readonly string[], maxTokens: number): void {
     if (e.reason === 'abort') return;
     this.success.inc({ finished_reason: e.reason });
     const { queuedMs, encodeMs, prepassMs, prefillMs, decodeMs } = e.timing;
@@ -118,6 +179,11 @@ export class ServerMetrics {
     this.queue.observe(queuedMs / 1000);
     this.prefill.observe(prefillMs / 1000);
     this.decode.observe(decodeMs / 1000);
+    this.inference.observe((prefillMs + decodeMs) / 1000);
+    if (e.completionTokens > 1) this.timePerOutputToken.observe(decodeMs / 1000 / (e.completionTokens - 1));
+    this.requestPromptTokens.observe(e.promptTokens);
+    this.requestGenerationTokens.observe(e.completionTokens);
+    this.requestMaxTokens.observe(maxTokens);
     for (const id of calibrators) {
       this.calibrationRequests.inc({ calibrator: id });
       this.calibrationSeconds.observe({ calibrator: id }, (prefillMs + decodeMs) / 1000);
@@ -137,11 +203,13 @@ export class ServerMetrics {
 export class SequenceMetrics {
   private last: number | null = null;
   private prompted = false;
+  private finished: { event: FinishEvent; e2eSeconds: number } | null = null;
 
   constructor(
     private readonly metrics: ServerMetrics,
     private readonly arrivedAt: number,
     private readonly calibrators: readonly string[],
+    private readonly maxTokens: number,
   ) {}
 
   /** The prompt was prefilled (the engine's first event for this sequence). */
@@ -163,8 +231,18 @@ export class SequenceMetrics {
     this.last = now;
   }
 
+  /** The sequence finished; it is counted once its request turns out to have succeeded (`commit`). */
   finish(e: FinishEvent, now = performance.now()): void {
     this.prefilled(e.promptTokens);
-    this.metrics.recordFinish(e, (now - this.arrivedAt) / 1000, this.calibrators);
+    this.finished = { event: e, e2eSeconds: (now - this.arrivedAt) / 1000 };
+  }
+
+  /** Counts the finished sequence; returns its generated tokens (0 if it never finished). */
+  commit(): number {
+    const f = this.finished;
+    if (!f) return 0;
+    this.finished = null;
+    this.metrics.recordFinish(f.event, f.e2eSeconds, this.calibrators, this.maxTokens);
+    return f.event.completionTokens;
   }
 }

@@ -5,25 +5,35 @@
  * valid one refused), the server logged no error, and it still answers greedy requests with exactly
  * the tokens it gave before, with every KV slot and admission ticket released.
  *
- * CI runs 4,000 requests from one fixed seed. `npm run fuzz` (ATTUNE_FUZZ_FULL=1) runs 50,000 over ten seeds.
- * To replay one run: ATTUNE_FUZZ_SEED=<seed> ATTUNE_FUZZ_REQUESTS=<n>.
+ * Beside them, against a second server on the same engine with short connection deadlines, slow
+ * and non-reading clients (slow-clients.ts): bodies trickled or stalled, idle and slowloris
+ * connections, responses read slowly or not at all. Those must be answered or closed as the
+ * deadlines say, and leave nothing behind either.
+ *
+ * CI runs 4,000 requests from one fixed seed and 40 slow clients. `npm run fuzz` (ATTUNE_FUZZ_FULL=1)
+ * runs 50,000 over ten seeds and 400 slow clients. To replay one run: ATTUNE_FUZZ_SEED=<seed>
+ * ATTUNE_FUZZ_REQUESTS=<n>.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { actLayers } from '../../calibrators/act.js';
 import { postJson } from '../helpers/http.js';
+import { Prng } from '../helpers/prng.js';
 import { metricValue, scrape } from '../helpers/metrics-text.js';
 import type { ChatCompletion, Completion } from '../helpers/openai-types.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { waitFor } from '../helpers/wait.js';
 import type { FuzzTarget } from './generator.js';
 import { runFuzz, summaryLine, type FuzzReport } from './runner.js';
+import { runSlowClients } from './slow-clients.js';
 
 const CI_SEED = 0x5eed_2024;
 const FULL = process.env.ATTUNE_FUZZ_FULL === '1';
 const SEEDS = process.env.ATTUNE_FUZZ_SEED ? [Number(process.env.ATTUNE_FUZZ_SEED)] : FULL ? [CI_SEED, 1, 2, 3, 4, 5, 6, 7, 8, 9] : [CI_SEED];
 const PER_SEED = Number(process.env.ATTUNE_FUZZ_REQUESTS ?? (FULL ? 5_000 : 4_000));
 const CONCURRENCY = 16;
+const SLOW_CLIENTS = Number(process.env.ATTUNE_FUZZ_SLOW_CLIENTS ?? (FULL ? 400 : 40));
+const SLOW_LIMITS = { bodyTimeoutMs: 600, writeTimeoutMs: 600, idleTimeoutMs: 600 };
 
 const KiB = 1024;
 
@@ -48,6 +58,8 @@ async function greedyTokens(url: string): Promise<Record<keyof typeof PROBES, st
 
 describe('fuzz', () => {
   let s: TestServer;
+  /** The slow clients' server: the same engine, short connection deadlines. */
+  let slow: TestServer;
   const errorLogs: string[] = [];
   const stray: unknown[] = [];
   const onStray = (e: unknown) => stray.push(e);
@@ -76,6 +88,20 @@ describe('fuzz', () => {
         },
       },
     );
+    slow = await startTestServer(
+      {
+        logLevel: 'info',
+        http: { bodyTimeoutSeconds: SLOW_LIMITS.bodyTimeoutMs / 1000, writeTimeoutSeconds: SLOW_LIMITS.writeTimeoutMs / 1000, idleTimeoutSeconds: SLOW_LIMITS.idleTimeoutMs / 1000 },
+      },
+      {
+        engine: s.engine,
+        logStream: {
+          write(line: string) {
+            if (/"level":(50|60)/.test(line)) errorLogs.push(line.slice(0, 600));
+          },
+        },
+      },
+    );
     process.on('unhandledRejection', onStray);
     process.on('uncaughtException', onStray);
     process.on('warning', onWarning);
@@ -84,6 +110,7 @@ describe('fuzz', () => {
     process.off('unhandledRejection', onStray);
     process.off('uncaughtException', onStray);
     process.off('warning', onWarning);
+    await slow.close();
     await s.close();
   });
 
@@ -111,11 +138,15 @@ describe('fuzz', () => {
     const before = await greedyTokens(s.url);
 
     const reports: FuzzReport[] = [];
+    const slowClients = runSlowClients({ url: slow.url, r: new Prng(SEEDS[0]!).fork(), cases: SLOW_CLIENTS, concurrency: 4, limits: SLOW_LIMITS });
     for (const seed of SEEDS) {
       const report = await runFuzz({ url: s.url, target, seed, requests: PER_SEED, concurrency: CONCURRENCY });
       console.log(summaryLine(report));
       reports.push(report);
     }
+    const slowReport = await slowClients;
+    console.log(`slow clients: ${slowReport.cases} cases; ${JSON.stringify(slowReport.outcomes)}; problems ${slowReport.problems.length}`);
+    assert.deepEqual(slowReport.problems, [], 'slow and non-reading clients');
     const total = reports.reduce((a, r) => a + r.requests, 0);
     const serverErrors = reports.reduce((a, r) => a + r.serverErrors, 0);
     const problems = reports.flatMap((r) => r.problems);
@@ -134,7 +165,11 @@ describe('fuzz', () => {
     // Nothing leaked: slots, admission, in-flight generations, and the KV gauge all back to zero.
     await waitFor(() => engine.stats.slotsInUse === 0 && engine.inFlight === 0, 'the engine to go idle', 60_000);
     await waitFor(() => app.attune.admission.admitted === 0 && app.attune.lifecycle.activeGenerations === 0, 'admission to be released', 60_000);
+    await waitFor(() => slow.app.attune.admission.admitted === 0 && slow.app.attune.lifecycle.activeGenerations === 0, 'the slow clients\' admission to be released', 60_000);
     assert.equal(app.attune.admission.queuedTokens, 0);
+    const slowMetrics = await scrape(slow.url);
+    assert.equal(metricValue(slowMetrics, 'attune:request_failure_total', { reason: 'internal' }), 0);
+    if (slowReport.unread > 0) assert.ok(metricValue(slowMetrics, 'attune:http_connections_closed_total', { reason: 'write_timeout' })! > 0, 'unread responses were cut');
     const metrics = await scrape(s.url);
     assert.equal(metricValue(metrics, 'attune:kv_cache_usage_perc'), 0);
     assert.equal(metricValue(metrics, 'attune:request_failure_total', { reason: 'internal' }), 0);

@@ -1,6 +1,7 @@
 /**
  * The CI soak: 60 seconds of mixed traffic (load-tests/soak) against a real server with a small batch,
- * so requests queue, stream, disconnect, fail validation and run calibrated side by side. Every
+ * so requests queue, stream, disconnect, fail validation, upload and read slowly, leave responses
+ * unread, and run calibrated side by side. Every
  * violation the soak finds (a malformed answer, counters that disagree with what clients saw, a
  * canary whose tokens changed, a leaked slot, memory growth past its bound) fails the test.
  * ATTUNE_SOAK_SECONDS shortens or lengthens it.
@@ -17,7 +18,8 @@ describe('soak', () => {
   const errorLogs: string[] = [];
   before(async () => {
     s = await startTestServer(
-      { logLevel: 'warn', engine: { maxBatch: 4 } },
+      // A short write timeout, so that the workload's non-reading clients are cut while the run lasts.
+      { logLevel: 'warn', engine: { maxBatch: 4 }, http: { writeTimeoutSeconds: 2 } },
       {
         logStream: {
           write(line: string) {
@@ -37,5 +39,6 @@ describe('soak', () => {
     assert.deepEqual(report.violations, []);
     assert.deepEqual(errorLogs, [], 'the server logged errors');
     assert.ok(report.completed > 0 && report.clientAborts > 0 && report.rejected > 0 && report.calibrated > 0 && report.streams > 0, 'the mix ran');
+    assert.ok(report.slowClients.slowBody > 0 && report.slowClients.slowReader > 0 && report.slowClients.nonReader > 0, 'slow and non-reading clients ran');
   });
 });

@@ -364,7 +364,7 @@ describe('OpenAI flow', () => {
     assert.equal((viaXargs.body.calibration!.act as Record<string, unknown>).prefill_sinks, undefined, 'summary by default');
 
     const off = await postJson<Completion>(`${s.url}/v1/completions`, { prompt: 'Once upon a time', max_tokens: 4, temperature: 0, calibration: { act: false } });
-    assert.deepEqual(off.body.calibration, {});
+    assert.deepEqual(off.body.calibration, { act: { active: false } }, 'a calibrator turned off is reported, as every requested one is');
 
     const res = await postStream(`${s.url}/v1/chat/completions`, { messages: [{ role: 'user', content: 'Lily' }], max_tokens: 3, stream: true, calibration });
     const { chunks } = await collectSse<ChatCompletion>(res);

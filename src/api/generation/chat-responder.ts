@@ -5,7 +5,7 @@
 import type { TokenLogprobs } from '../../engine/types.js';
 import { BaseResponder, topLevelCalibration, type ResponderOptions } from './responder.js';
 import type { OutputEvent } from './run.js';
-import type { TokenText } from './token-text.js';
+import { jsonLogprob, type TokenText } from './token-text.js';
 import { promptLogprobs, type PromptLogprobs } from './prompt-logprobs.js';
 
 export interface ChatTopLogprob {
@@ -115,7 +115,7 @@ export class ChatResponder extends BaseResponder {
 
   private entry(id: number, lp: TokenLogprobs): ChatLogprob {
     const { tokenText, tokensAsIds } = this.o;
-    const top = (tid: number, logprob: number): ChatTopLogprob => ({ token: tokenText.label(tid, tokensAsIds), logprob, bytes: tokenText.bytes(tid) });
+    const top = (tid: number, logprob: number): ChatTopLogprob => ({ token: tokenText.label(tid, tokensAsIds), logprob: jsonLogprob(logprob), bytes: tokenText.bytes(tid) });
     return { ...top(id, lp.logprob), top_logprobs: lp.top.map((t) => top(t.id, t.logprob)) };
   }
 }

@@ -9,7 +9,7 @@ import { IncrementalDetokenizer } from '../../engine/sampling/detokenizer.js';
 import type { Tokenizer } from '../../../models/tokenizers/tokenizer.js';
 import { BaseResponder, topLevelCalibration, type ResponderOptions } from './responder.js';
 import type { OutputEvent } from './run.js';
-import type { TokenText } from './token-text.js';
+import { jsonLogprob, type TokenText } from './token-text.js';
 import { promptLogprobs, type PromptLogprobs } from './prompt-logprobs.js';
 
 export interface LegacyLogprobs {
@@ -155,8 +155,8 @@ export class CompletionsResponder extends BaseResponder {
     ids.forEach((id, k) => {
       const entry = entries[k] ?? null;
       out.tokens.push(tokenText.label(id, tokensAsIds));
-      out.token_logprobs.push(entry ? entry.logprob : null);
-      out.top_logprobs.push(entry ? topMap(entry, this.o.logprobs ?? 0, tokenText, tokensAsIds) : null);
+      out.token_logprobs.push(entry ? jsonLogprob(entry.logprob) : null);
+      out.top_logprobs.push(entry ? topMap(id, entry, this.o.logprobs ?? 0, tokenText, tokensAsIds) : null);
       out.text_offset.push(a.offset);
       a.offset += a.detokenizer!.append(id).length;
     });
@@ -169,16 +169,19 @@ function emptyLogprobs(): LegacyLogprobs {
 }
 
 /**
- * The `topN` most likely alternatives (the engine may have computed more, for prompt_logprobs), most
- * likely first; when two ids print the same, the likelier keeps the key (return_tokens_as_token_ids
- * avoids the clash).
+ * As OpenAI's legacy API and vLLM write it: the token itself (sampled, or the prompt token for echo)
+ * first, then the `topN` most likely alternatives (the engine may have computed more, for
+ * prompt_logprobs), most likely first: N + 1 entries, or N when the token is among the alternatives;
+ * `logprobs: 0` gives the token alone. When two ids print the same, the first keeps the key
+ * (return_tokens_as_token_ids avoids the clash).
  */
-function topMap(entry: TokenLogprobs, topN: number, tokenText: TokenText, asIds: boolean): Record<string, number> {
+function topMap(id: number, entry: TokenLogprobs, topN: number, tokenText: TokenText, asIds: boolean): Record<string, number> {
   // No prototype: a token that prints as "__proto__" must stay an ordinary key.
   const m = Object.create(null) as Record<string, number>;
+  m[tokenText.label(id, asIds)] = jsonLogprob(entry.logprob);
   for (const t of entry.top.slice(0, topN)) {
     const key = tokenText.label(t.id, asIds);
-    if (!(key in m)) m[key] = t.logprob;
+    if (!(key in m)) m[key] = jsonLogprob(t.logprob);
   }
   return m;
 }

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { childSeeds } from '../../engine/sampling/child-seeds.js';
 import type { Ticket } from '../admission.js';
 import { badRequest } from '../errors.js';
 import type { CalibrationSelection } from '../calibration.js';
@@ -24,6 +25,8 @@ export interface Execution {
   includeUsage: boolean;
   /** Logged under `prompt`, which the logger redacts unless log_prompts is on. */
   promptForLog: unknown;
+  /** n: `sequences` holds each prompt's n choices one after another. */
+  choicesPerPrompt: number;
 }
 
 export async function execute(ctx: ServerContext, x: Execution): Promise<unknown> {
@@ -50,6 +53,7 @@ export async function execute(ctx: ServerContext, x: Execution): Promise<unknown
       arrivedAt: x.arrivedAt,
       timeoutMs: ctx.config.requestTimeoutSeconds * 1000,
       reply: x.reply,
+      choicesPerPrompt: x.choicesPerPrompt,
     },
   );
   if (!x.stream) return respondJson(run, x.responder);
@@ -57,12 +61,13 @@ export async function execute(ctx: ServerContext, x: Execution): Promise<unknown
   return x.reply;
 }
 
-/** `n` copies of one sequence, with vLLM V1's derived seeds. */
+/** `n` copies of one sequence; a seeded request's choices get distinct derived seeds (child-seeds.ts). */
 export function fanOut(seq: SequenceSpec, n: number): SequenceSpec[] {
+  const seeds = seq.sampling.seed === undefined ? null : childSeeds(seq.sampling.seed, n);
   return Array.from({ length: n }, (_, i) => ({
     ...seq,
     promptIds: seq.promptIds,
-    sampling: { ...seq.sampling, seed: seq.sampling.seed === undefined ? undefined : seq.sampling.seed + i },
+    sampling: { ...seq.sampling, seed: seeds ? seeds[i] : undefined },
   }));
 }
 
@@ -81,6 +86,7 @@ export function streamSettings(body: {
   return { stream, includeUsage: body.stream_options?.include_usage ?? false };
 }
 
-export function responseId(prefix: string): string {
-  return `${prefix}-${randomUUID().replace(/-/g, '')}`;
+/** `<prefix>-<request_id>` when the client named the request (vLLM's request_id), else a random id. */
+export function responseId(prefix: string, requestId?: string): string {
+  return `${prefix}-${requestId ?? randomUUID().replace(/-/g, '')}`;
 }

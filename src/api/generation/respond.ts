@@ -9,24 +9,16 @@
  */
 import type { FastifyReply } from 'fastify';
 import type { ServerMetrics } from '../../observability/metrics.js';
-import { ApiError } from '../errors.js';
+import { ApiError, CLIENT_CLOSED } from '../errors.js';
 import { SseStream } from '../sse.js';
 import type { Responder } from './responder.js';
 import type { GenerationRun } from './run.js';
-
-/** nginx's "client closed request": logged and counted, never seen by the client that left. */
-const CLIENT_CLOSED = 499;
-
-function clientGone(): ApiError {
-  return new ApiError(CLIENT_CLOSED, 'the client closed the connection; the generation was aborted', { code: 'client_closed', failure: 'aborted' });
-}
 
 /** Runs to completion and returns the body; failures are thrown for the error handler. */
 export async function respondJson(run: GenerationRun, responder: Responder): Promise<unknown> {
   try {
     run.start();
     for await (const { index, event } of run.events()) responder.onEvent(index, event);
-    if (run.abortCause === 'disconnect') throw clientGone();
     const failure = run.failure();
     if (failure) throw failure;
     return responder.final();
@@ -69,9 +61,13 @@ async function pump(run: GenerationRun, responder: Responder, { reply, keepAlive
     for await (const { index, event } of run.events()) {
       open();
       for (const chunk of responder.onEvent(index, event)) sse.data(chunk);
+      // Back-pressure: while the client is not reading, events wait here as engine events (small)
+      // rather than as serialized chunks; a client that reads nothing at all is cut by the write
+      // watchdog, which aborts the run.
+      await sse.drained();
     }
     clearTimeout(openTimer);
-    const failure = run.abortCause === 'disconnect' ? clientGone() : run.failure();
+    const failure = run.failure();
     if (failure) return fail(failure);
     open();
     if (includeUsage) sse.data(responder.usageChunk());

@@ -51,7 +51,10 @@ export function choiceEnd(e: FinishEvent): ChoiceEnd {
 
 /**
  * The response's top-level `calibration`: calibrator id → its report for a one-choice response, or
- * → the list of reports by choice index when there are several choices.
+ * → the list of reports by choice index when there are several choices (n > 1, or several prompts;
+ * completions number choices prompt by prompt, prompt i's choice j at i·n + j). A stream carries each
+ * choice's own `{id: report}` in that choice's final chunk. Every requested calibrator appears: one
+ * turned off (`false`) or set to change nothing reports `{"active": false}`.
  */
 export function topLevelCalibration(ends: readonly (ChoiceEnd | undefined)[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -76,6 +79,8 @@ export interface ResponderOptions {
   calibrationRequested: boolean;
   /** vLLM's return_token_ids: prompt token ids and each choice's generated ids in the response. */
   returnTokenIds: boolean;
+  /** Calibrators the request turned off by name; each choice reports them as `{"active": false}`. */
+  calibrationOff?: readonly string[];
 }
 
 /** Bookkeeping both responders share: per-choice ends, usage, and the response envelope. */
@@ -107,6 +112,8 @@ export abstract class BaseResponder implements Responder {
 
   protected end(index: number, e: FinishEvent): ChoiceEnd {
     const end = choiceEnd(e);
+    const off = this.opts.calibrationOff ?? [];
+    if (off.length) end.calibration = { ...Object.fromEntries(off.map((id) => [id, { active: false }])), ...end.calibration };
     this.ends[index] = end;
     return end;
   }

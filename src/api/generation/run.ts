@@ -17,7 +17,8 @@ import type { EngineEvent, RequestImages, SamplingParams } from '../../engine/ty
 import type { SequenceMetrics, ServerMetrics } from '../../observability/metrics.js';
 import type { Ticket } from '../admission.js';
 import type { CalibrationSelection } from '../calibration.js';
-import { ApiError, shutDownMidRequest, unavailable } from '../errors.js';
+import { ApiError, clientGone, shutDownMidRequest, unavailable } from '../errors.js';
+import { wasCutForNotReading } from '../transport/stalled.js';
 import type { AbortCause, Lifecycle } from '../lifecycle.js';
 
 export interface SequenceSpec {
@@ -49,6 +50,8 @@ export interface RunOptions {
   /** 0 = no deadline. */
   timeoutMs: number;
   reply: FastifyReply;
+  /** Choices per prompt: `sequences` holds each prompt's n choices one after another. */
+  choicesPerPrompt: number;
 }
 
 export class GenerationRun {
@@ -63,7 +66,7 @@ export class GenerationRun {
     private readonly deps: RunDeps,
     private readonly opts: RunOptions,
   ) {
-    this.sequenceMetrics = opts.sequences.map(() => deps.metrics.startSequence(opts.arrivedAt, opts.calibration.ids));
+    this.sequenceMetrics = opts.sequences.map((seq) => deps.metrics.startSequence(opts.arrivedAt, opts.calibration.ids, seq.sampling.maxTokens));
     // Each sequence's engine stream listens on this one signal, so n x prompts listeners are expected;
     // past Node's default of 10 it would warn of a leak on every large-n request.
     setMaxListeners(opts.sequences.length + 10, this.controller.signal);
@@ -84,7 +87,7 @@ export class GenerationRun {
     this.disposers.push(this.deps.lifecycle.track(this.controller));
 
     const onClose = () => {
-      if (!reply.raw.writableFinished) this.abort('disconnect');
+      if (!reply.raw.writableFinished) this.abort(wasCutForNotReading(reply.raw) ? 'stalled' : 'disconnect');
     };
     reply.raw.on('close', onClose);
     this.disposers.push(() => reply.raw.off('close', onClose));
@@ -178,17 +181,22 @@ export class GenerationRun {
 
 
   /**
-   * Why the run did not complete, as the error to answer with; null when it completed or when the
-   * client left (there is nobody to answer).
+   * Why the run did not complete, as the error to answer with (a client that left or stopped reading
+   * gets a 499 nobody sees, counted as aborted); null when it completed.
    */
   failure(): ApiError | null {
     if (this.engineError) return this.engineError;
     switch (this.abortCause) {
+      case 'disconnect':
+        return clientGone();
+      case 'stalled':
+        return clientGone(`the client read nothing for the write timeout (write_timeout); the generation was aborted`);
       case 'timeout':
         return new ApiError(408, `the request did not finish within the server's timeout of ${this.opts.timeoutMs / 1000} s (request_timeout); it was aborted`, {
           type: 'timeout_error',
           code: 'request_timeout',
           failure: 'timeout',
+          headers: NO_RETRY,
         });
       case 'shutdown':
         return shutDownMidRequest(this.deps.retryAfterSeconds);
@@ -199,21 +207,42 @@ export class GenerationRun {
     }
   }
 
+  /**
+   * Frees the engine sequences at once; the admission ticket only once the response's bytes are
+   * gone (or the connection is), so that clients which do not read cannot pile up responses in
+   * memory beyond what admission allows.
+   */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     if (this.streams.some((s) => !s.done)) this.abort('failed');
+    // Only a request that succeeded counts its sequences as successes.
+    if (this.failure() === null) {
+      const n = this.opts.choicesPerPrompt;
+      const groups = [];
+      for (let i = 0; i < this.sequenceMetrics.length; i += n) groups.push(this.sequenceMetrics.slice(i, i + n));
+      this.deps.metrics.commitRequest(groups);
+    }
     for (const d of this.disposers.splice(0)) d();
-    this.opts.ticket.release();
+    const res = this.opts.reply.raw;
+    // Node marks a response destroyed when it emits 'close': after its last byte, or when cut.
+    if (res.destroyed) this.opts.ticket.release();
+    else res.once('close', () => this.opts.ticket.release());
   }
 }
+
+/**
+ * OpenAI's SDKs retry 408 (three runs of the same generation by default); a generation that ran out
+ * of time would only run out again. They honour `x-should-retry`.
+ */
+const NO_RETRY = { 'x-should-retry': 'false' };
 
 function engineFailure(reason: string, message: string, retryAfterSeconds: number): ApiError {
   switch (reason) {
     case 'validation':
       return new ApiError(400, message, { code: 'invalid_request', failure: 'validation' });
     case 'timeout':
-      return new ApiError(408, message, { type: 'timeout_error', code: 'request_timeout', failure: 'timeout' });
+      return new ApiError(408, message, { type: 'timeout_error', code: 'request_timeout', failure: 'timeout', headers: NO_RETRY });
     case 'aborted':
       return new ApiError(503, message, { type: 'unavailable_error', code: 'aborted', failure: 'aborted', headers: { 'retry-after': String(retryAfterSeconds) } });
     default:

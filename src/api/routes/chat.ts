@@ -12,6 +12,7 @@ import { execute, fanOut, responseId, streamSettings } from '../generation/execu
 import { loadChatImages } from '../images/chat-images.js';
 import { clientGoneSignal, ImageFetcher } from '../images/image-fetch.js';
 import { checkModelName } from '../model-name.js';
+import { checkLogprobEntries, chatLogprobTerms } from '../response-size.js';
 import { buildSampling, resolveMaxTokens } from '../sampling.js';
 import { parseWith } from '../validation.js';
 
@@ -19,7 +20,8 @@ export const chatRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) 
   const { model, config } = ctx;
   const imageFetcher = config.imageFetch.enabled ? new ImageFetcher({ ...config.imageFetch, ...config.limits }) : null;
 
-  app.post('/v1/chat/completions', { config: { generation: true } }, async (request, reply) => {
+  const schema = { summary: 'Chat completions (OpenAI, with vLLM\'s extra fields and calibration)', tags: ['generation'], body: ctx.schemas.chat };
+  app.post('/v1/chat/completions', { config: { generation: true }, schema }, async (request, reply) => {
     const arrivedAt = performance.now();
     const body = parseWith(ctx.schemas.chat, request.body);
     checkModelName(body.model, model.id);
@@ -59,14 +61,22 @@ export const chatRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) 
       checkCalibrationPrompt(calibration, ctx.calibrators, { promptIds: prompt.ids, images: prompt.images }, ctx.facts);
       const [requested, param] = body.max_completion_tokens !== undefined ? [body.max_completion_tokens, 'max_completion_tokens'] : [body.max_tokens, 'max_tokens'];
       const maxTokens = resolveMaxTokens(prompt.ids.length, 'messages', requested, param, model);
+      checkLogprobEntries(
+        chatLogprobTerms(
+          { choices: n, promptTokens: prompt.ids.length, maxTokens },
+          { topLogprobs: body.logprobs ? (body.top_logprobs ?? 0) : null, promptLogprobs: body.prompt_logprobs, maxTokensParam: param },
+        ),
+        config.limits.maxLogprobEntries,
+      );
       const sampling = buildSampling(body, { maxTokens, logprobs: body.logprobs ? (body.top_logprobs ?? 0) : null, promptLogprobs: body.prompt_logprobs }, model);
       const sequences = fanOut({ promptIds: prompt.ids, sampling, ...(images.length ? { images: { spans: prompt.images, inputs: images } } : {}) }, n);
       const responder = new ChatResponder({
-        meta: { id: responseId('chatcmpl'), created: Math.floor(Date.now() / 1000), model: model.id },
+        meta: { id: responseId('chatcmpl', body.request_id), created: Math.floor(Date.now() / 1000), model: model.id },
         choices: n,
         promptTokens: prompt.ids.length,
         streaming: stream,
         calibrationRequested: calibration.requested,
+        calibrationOff: calibration.off,
         logprobs: body.logprobs,
         promptLogprobs: body.prompt_logprobs === null ? null : { topN: body.prompt_logprobs, promptIds: prompt.ids },
         tokensAsIds: body.return_tokens_as_token_ids ?? false,
@@ -85,6 +95,7 @@ export const chatRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) 
         responder,
         stream,
         includeUsage,
+        choicesPerPrompt: n,
         promptForLog: body.messages,
       });
     } catch (e) {

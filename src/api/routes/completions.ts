@@ -11,13 +11,15 @@ import { CompletionsResponder } from '../generation/completions-responder.js';
 import { execute, fanOut, responseId, streamSettings } from '../generation/execute.js';
 import { checkModelName } from '../model-name.js';
 import { encodePrompts, refuseImageTokens, splitPrompts } from '../prompts.js';
+import { checkLogprobEntries, completionsLogprobTerms } from '../response-size.js';
 import { buildSampling, resolveMaxTokens } from '../sampling.js';
 import { parseWith } from '../validation.js';
 
 export const completionsRoute: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) => {
   const { model, config } = ctx;
 
-  app.post('/v1/completions', { config: { generation: true } }, async (request, reply) => {
+  const schema = { summary: 'Text completions (OpenAI legacy, with vLLM\'s extra fields and calibration)', tags: ['generation'], body: ctx.schemas.completions };
+  app.post('/v1/completions', { config: { generation: true }, schema }, async (request, reply) => {
     const arrivedAt = performance.now();
     const body = parseWith(ctx.schemas.completions, request.body);
     checkModelName(body.model, model.id);
@@ -25,7 +27,7 @@ export const completionsRoute: FastifyPluginAsync<RouteOptions> = async (app, { 
     const { stream, includeUsage } = streamSettings(body);
     if (body.best_of !== undefined && body.best_of !== n) throw unsupported('best_of', 'best_of other than n is not supported');
     const calibration = parseCalibration(body, ctx.calibrators, ctx.facts);
-    const raw = splitPrompts(body.prompt, config.limits.maxPrompts);
+    const raw = splitPrompts(body.prompt, config.limits.maxPrompts, model.maxModelLen);
 
     const ticket = ctx.admission.admit(raw.length * n, 1 + calibration.extraSlots);
     try {
@@ -39,13 +41,21 @@ export const completionsRoute: FastifyPluginAsync<RouteOptions> = async (app, { 
         const maxTokens = resolveMaxTokens(p.ids.length, p.param, body.max_tokens, 'max_tokens', model);
         return { prompt: p, seq: { promptIds: p.ids, sampling: buildSampling(body, { maxTokens, logprobs: body.logprobs, promptLogprobs }, model) } };
       });
+      checkLogprobEntries(
+        completionsLogprobTerms(
+          perPrompt.map(({ prompt, seq }) => ({ choices: n, promptTokens: prompt.ids.length, maxTokens: seq.sampling.maxTokens })),
+          { logprobs: body.logprobs, echo: body.echo, promptLogprobs: body.prompt_logprobs },
+        ),
+        config.limits.maxLogprobEntries,
+      );
       const sequences = perPrompt.flatMap(({ seq }) => fanOut(seq, n));
       const responder = new CompletionsResponder({
-        meta: { id: responseId('cmpl'), created: Math.floor(Date.now() / 1000), model: model.id },
+        meta: { id: responseId('cmpl', body.request_id), created: Math.floor(Date.now() / 1000), model: model.id },
         choices: sequences.length,
         promptTokens: prompts.reduce((a, p) => a + p.ids.length, 0),
         streaming: stream,
         calibrationRequested: calibration.requested,
+        calibrationOff: calibration.off,
         sources: perPrompt.flatMap(({ prompt }) => Array.from({ length: n }, () => ({ promptIds: prompt.ids, promptText: prompt.text }))),
         echo: body.echo,
         logprobs: body.logprobs,
@@ -65,6 +75,7 @@ export const completionsRoute: FastifyPluginAsync<RouteOptions> = async (app, { 
         responder,
         stream,
         includeUsage,
+        choicesPerPrompt: n,
         promptForLog: body.prompt,
       });
     } catch (e) {

@@ -40,6 +40,8 @@ export const infoRoutes: FastifyPluginAsync<RouteOptions> = async (app, { ctx })
     })),
   };
 
-  app.get('/v1/models', async () => models);
-  app.get('/v1/calibrators', async () => calibrators);
+  app.get('/v1/models', { schema: { summary: 'The served model (OpenAI)', tags: ['models'] } }, async () => models);
+  app.get('/v1/calibrators', { schema: { summary: 'Calibrators and the JSON Schema of their per-request config', tags: ['models'] } }, async () => calibrators);
+  // vLLM's; like vLLM, open without a key (it names nothing a client could not learn by asking).
+  app.get('/version', { config: { public: true }, schema: { summary: 'The server version (vLLM)', tags: ['operations'] } }, async () => ({ version: ctx.version }));
 };

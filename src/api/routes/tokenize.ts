@@ -3,19 +3,20 @@
  * /v1/chat/completions would feed it to the model.
  */
 import type { FastifyPluginAsync } from 'fastify';
+import { z } from 'zod';
 import { renderChatPrompt } from '../chat-prompt.js';
 import { imageParams } from '../images/chat-images.js';
 import type { RouteOptions } from '../context.js';
 import { badRequest } from '../errors.js';
 import { checkModelName } from '../model-name.js';
 import { checkPromptChars } from '../prompts.js';
-import { DetokenizeSchema } from '../schemas/tokenize.js';
 import { parseWith } from '../validation.js';
 
 export const tokenizeRoutes: FastifyPluginAsync<RouteOptions> = async (app, { ctx }) => {
   const { model, tokenizer } = ctx;
 
-  app.post('/tokenize', async (request) => {
+  const tokenizeBody = z.union([ctx.schemas.tokenize.completion, ctx.schemas.tokenize.chat]);
+  app.post('/tokenize', { schema: { summary: 'Token ids of a prompt, or of messages as chat feeds them (vLLM)', tags: ['tokens'], body: tokenizeBody } }, async (request) => {
     const isChat = typeof request.body === 'object' && request.body !== null && 'messages' in request.body;
     let ids: number[];
     let returnStrs: boolean;
@@ -41,12 +42,12 @@ export const tokenizeRoutes: FastifyPluginAsync<RouteOptions> = async (app, { ct
     };
   });
 
-  app.post('/detokenize', async (request) => {
-    const body = parseWith(DetokenizeSchema, request.body);
+  app.post('/detokenize', { schema: { summary: 'Text of token ids (vLLM)', tags: ['tokens'], body: ctx.schemas.tokenize.detokenize } }, async (request) => {
+    const body = parseWith(ctx.schemas.tokenize.detokenize, request.body);
     checkModelName(body.model, model.id);
     body.tokens.forEach((t, i) => {
       if (t >= model.vocabSize) throw badRequest(`tokens.${i}: token id ${t} is outside the vocabulary [0, ${model.vocabSize})`, `tokens.${i}`, 'invalid_token_id');
     });
-    return { prompt: tokenizer.decode(body.tokens) };
+    return { prompt: ctx.tokenText.sequence(body.tokens) };
   });
 };

@@ -18,6 +18,27 @@ export function unsupportedField(message: string, harmless: (v: unknown) => bool
 
 const optional = <T extends z.ZodType>(t: T) => t.nullish().transform((v) => v ?? undefined);
 
+/**
+ * A record whose key count is checked before its entries: zod validates every entry of a record
+ * before any refinement runs, which for a million keys held the event loop for seconds.
+ */
+export function boundedRecord<V extends z.ZodType>(value: V, max: number, message: string) {
+  return z.preprocess((v, ctx) => {
+    if (typeof v === 'object' && v !== null && !Array.isArray(v) && countKeysBeyond(v, max)) {
+      ctx.addIssue({ code: 'custom', message });
+      return z.NEVER;
+    }
+    return v;
+  }, z.record(z.string(), value));
+}
+
+/** Whether `o` has more than `max` own keys, looking at no more than max + 1 of them. */
+export function countKeysBeyond(o: object, max: number): boolean {
+  let n = 0;
+  for (const k in o) if (Object.prototype.hasOwnProperty.call(o, k) && ++n > max) return true;
+  return false;
+}
+
 export function samplingFields(limits: Limits) {
   const stopString = z
     .string()
@@ -35,11 +56,7 @@ export function samplingFields(limits: Limits) {
     presence_penalty: optional(z.number().min(-2).max(2)),
     frequency_penalty: optional(z.number().min(-2).max(2)),
     /** Keys are token ids as strings; checked against the vocabulary once it is known. */
-    logit_bias: optional(
-      z
-        .record(z.string(), z.number().min(-100).max(100))
-        .refine((m) => Object.keys(m).length <= limits.maxLogitBias, `at most ${limits.maxLogitBias} entries (max_logit_bias)`),
-    ),
+    logit_bias: optional(boundedRecord(z.number().min(-100).max(100), limits.maxLogitBias, `at most ${limits.maxLogitBias} entries (max_logit_bias)`)),
     seed: optional(z.number().int()),
     stop: optional(
       z.union([stopString, z.array(stopString).max(limits.maxStopStrings, `at most ${limits.maxStopStrings} stop strings (max_stop_strings)`)]),
@@ -71,7 +88,10 @@ export function samplingFields(limits: Limits) {
       .nullish()
       .transform((v) => v ?? null),
     /** Validated separately: its shape depends on the registered calibrators. */
-    calibration: z.unknown().optional(),
+    calibration: z
+      .unknown()
+      .optional()
+      .describe('attune: {"<calibrator id>": false | true | {config}, "report": "summary" | "full"}; each config\'s JSON Schema is at GET /v1/calibrators'),
     // vLLM passes these to its logits processors; attune has one consumer, so any other key would
     // be silently dropped: refuse it instead.
     vllm_xargs: optional(z.object({ calibration: z.unknown().optional() }).strict()),
@@ -79,7 +99,18 @@ export function samplingFields(limits: Limits) {
     // vLLM's extra parameters that attune does not implement.
     skip_special_tokens: unsupportedField('skip_special_tokens: false is not supported (special tokens are always skipped)', (v) => v === true),
     spaces_between_special_tokens: unsupportedField('spaces_between_special_tokens is not supported', (v) => v === true),
-    min_tokens: unsupportedField('min_tokens is not supported', (v) => v === 0),
+    /** vLLM: stop tokens and stop strings cannot end the choice before this many tokens (at most max_tokens). */
+    min_tokens: optional(z.number().int().min(0)),
+    /** vLLM: only with its priority scheduling, which attune does not have (it serves in arrival order). */
+    priority: unsupportedField('priority scheduling is not supported: requests are served in arrival order; send 0 or leave priority out', (v) => v === 0),
+    /** vLLM: the response id becomes cmpl-<request_id> / chatcmpl-<request_id>. */
+    request_id: optional(z.string().regex(/^[\x21-\x7e]{1,128}$/, 'request_id must be 1 to 128 printable ASCII characters without spaces')),
+    /** vLLM: salts prefix-cache hashes so tenants cannot probe each other's prompts; attune keeps no prefix cache, so there is nothing shared to salt. */
+    cache_salt: optional(z.string().min(1, 'cache_salt must not be empty')),
+    kv_transfer_params: unsupportedField('kv_transfer_params is not supported: attune has no disaggregated prefill'),
+    structural_tag: unsupportedField('structured outputs are not supported'),
+    guided_decoding_backend: unsupportedField('guided decoding is not supported'),
+    guided_whitespace_pattern: unsupportedField('guided decoding is not supported'),
     use_beam_search: unsupportedField('beam search is not supported', (v) => v === false),
     length_penalty: unsupportedField('length_penalty is not supported', (v) => v === 1),
     truncate_prompt_tokens: unsupportedField('truncate_prompt_tokens is not supported: attune never truncates a prompt'),

@@ -3,6 +3,7 @@ export { IncrementalDetokenizer, type DetokenizerOptions } from './detokenizer.j
 export { LogitBiasProcessor, hasLogitBias } from './logit-bias.js';
 export type { LogitsProcessor } from './logits-processor.js';
 export { computeTokenLogprobs, MAX_TOP_LOGPROBS } from './logprobs.js';
+export { MinTokensProcessor } from './min-tokens.js';
 export { PresenceFrequencyPenaltyProcessor } from './presence-frequency-penalty.js';
 export { RepetitionPenaltyProcessor } from './repetition-penalty.js';
 export { createRowRng, RowRng, type UniformSource } from './rng.js';

@@ -18,6 +18,8 @@ export interface RowSamplerOptions {
   extraProcessors?: readonly LogitsProcessor[];
   /** Replaces the seeded/entropy PRNG (tests). */
   rng?: UniformSource;
+  /** The model's own stop ids (EOS), which min_tokens holds back. */
+  modelStopIds?: readonly number[];
 }
 
 export interface SampledToken {
@@ -41,7 +43,7 @@ export class RowSampler {
       throw new RangeError(`logprobs must be null or an integer in [0, ${MAX_TOP_LOGPROBS}], got ${params.logprobs}`);
     }
     this.history = new TokenHistory(promptIds);
-    this.processors = buildLogitsProcessors(params, opts.extraProcessors);
+    this.processors = buildLogitsProcessors(params, opts.extraProcessors, opts.modelStopIds);
     this.selection = { temperature: params.temperature, topK: params.topK, topP: params.topP, minP: params.minP };
     this.greedy = isGreedy(params);
     this.topLogprobs = params.logprobs;

@@ -1,7 +1,16 @@
 /**
- * Stop-string matching over streamed text. Released text never contains the start of a stop string
- * that could still complete: only the longest suffix that is a proper prefix of some stop string is
- * held back (tighter than vLLM's fixed `max(len(stop)) − 1` characters, and just as safe).
+ * Stop-string matching over streamed text, with vLLM's semantics (`check_stop_strings` in
+ * vllm/v1/engine/detokenizer.py): each time a token adds text, the stop strings are tried in the order
+ * the request lists them, and the first one that occurs *ending within the new text* wins, at its
+ * first such occurrence. Not the occurrence that starts earliest, nor the one that completes first:
+ * with `stop: ["cd", "bc"]` and new text "abcd", vLLM stops at "cd" (output "ab"), because "cd" is
+ * listed first. With include_stop_str_in_output the text is cut after the stop string, else before.
+ *
+ * Released text never contains the start of a stop string that could still complete: only the
+ * longest suffix that is a proper prefix of some stop string is held back (tighter than vLLM's fixed
+ * `max(len(stop)) − 1` characters, and just as safe). Matching can be switched off for a push (vLLM's
+ * min_tokens: text from the first min_tokens tokens cannot end a match), while held text is still
+ * tracked so that a stop string straddling that boundary is found once matching is on.
  */
 
 export interface StopScan {
@@ -29,25 +38,21 @@ export class StopStringMatcher {
     return this.held;
   }
 
-  push(chunk: string): StopScan {
+  /** Adds new text; `match: false` releases and holds text as usual but lets nothing match. */
+  push(chunk: string, match = true): StopScan {
     if (this.done) throw new Error('StopStringMatcher: push after a stop string matched');
     if (this.stops.length === 0) return { text: chunk, matched: null };
     const buf = this.held + chunk;
 
-    // Earliest match wins (first listed on a tie), i.e. the stop string that completed first in the text.
-    let at = -1;
-    let which: string | null = null;
-    for (const s of this.stops) {
-      const i = buf.indexOf(s);
-      if (i >= 0 && (at < 0 || i < at)) {
-        at = i;
-        which = s;
+    if (match && chunk.length > 0) {
+      for (const s of this.stops) {
+        // Only occurrences that end within the new text: earlier text was already searched.
+        const at = buf.indexOf(s, Math.max(0, buf.length - chunk.length + 1 - s.length));
+        if (at < 0) continue;
+        this.held = '';
+        this.done = true;
+        return { text: buf.slice(0, this.includeInOutput ? at + s.length : at), matched: s };
       }
-    }
-    if (which !== null) {
-      this.held = '';
-      this.done = true;
-      return { text: buf.slice(0, this.includeInOutput ? at + which.length : at), matched: which };
     }
 
     const keep = this.partialMatchLength(buf);

@@ -6,7 +6,7 @@ import { RowRng } from '../../../src/engine/sampling/rng.js';
 import { BOS, EOS, PieceTokenizer, pieceTokenizer } from './piece-tokenizer.js';
 
 const tok = pieceTokenizer();
-const PARAMS: RowOutputParams = { maxTokens: 100, stopTokenIds: [], stopStrings: [], ignoreEos: false, includeStopStrInOutput: false };
+const PARAMS: RowOutputParams = { maxTokens: 100, stopTokenIds: [], stopStrings: [], ignoreEos: false, includeStopStrInOutput: false, minTokens: 0 };
 const HELLO_PROMPT = [BOS, tok.idOf('▁Hello')];
 
 function run(params: Partial<RowOutputParams>, pieces: string[], prompt = HELLO_PROMPT) {
@@ -63,11 +63,38 @@ describe('RowOutput: stop strings', () => {
   });
 });
 
+describe('RowOutput: min_tokens (vLLM)', () => {
+  it('ignores stop tokens until min_tokens tokens are out', () => {
+    const r = run({ minTokens: 3 }, ['▁world', '</s>', '!', '</s>']);
+    assert.deepEqual(r.texts, [' world', '', '!', '']);
+    assert.deepEqual(r.finished, { reason: 'stop', stoppedBy: null });
+    assert.equal(r.row.tokenCount, 4);
+  });
+
+  it('lets no stop string end in the text of the first min_tokens tokens', () => {
+    const early = run({ minTokens: 2, stopStrings: ['STOP'] }, ['▁ST', 'OP', '!', '▁world']);
+    assert.equal(early.finished, null, 'STOP ended within the first two tokens');
+    assert.deepEqual(early.texts.join(''), ' STOP! world');
+  });
+
+  it('finds a stop string that starts inside the min_tokens text and ends after it', () => {
+    const r = run({ minTokens: 1, stopStrings: ['STOP'] }, ['▁ST', 'OP', '!']);
+    assert.deepEqual(r.texts, [' ', '']);
+    assert.deepEqual(r.finished, { reason: 'stop', stoppedBy: 'STOP' });
+  });
+});
+
 describe('RowOutput: stop tokens and length', () => {
-  it('stops on the tokenizer’s EOS, leaving its text out and releasing held text', () => {
+  it('stops on the tokenizer’s EOS with stoppedBy null (vLLM’s stop_reason), leaving its text out and releasing held text', () => {
     const r = run({ stopStrings: ['STOP'] }, ['▁world', '▁ST', '</s>']);
     assert.deepEqual(r.texts, [' world', ' ', 'ST']);
-    assert.deepEqual(r.finished, { reason: 'stop', stoppedBy: EOS });
+    assert.deepEqual(r.finished, { reason: 'stop', stoppedBy: null });
+  });
+
+  it('names a request stop token in stoppedBy, but not EOS listed among them', () => {
+    assert.deepEqual(run({ stopTokenIds: [tok.idOf('!')] }, ['▁world', '!']).finished, { reason: 'stop', stoppedBy: tok.idOf('!') });
+    assert.deepEqual(run({ stopTokenIds: [EOS] }, ['▁world', '</s>']).finished, { reason: 'stop', stoppedBy: null });
+    assert.deepEqual(run({ stopTokenIds: [EOS], ignoreEos: true }, ['▁world', '</s>']).finished, { reason: 'stop', stoppedBy: EOS });
   });
 
   it('ignoreEos disables the model’s stop ids but not the request’s', () => {
@@ -107,16 +134,39 @@ describe('RowOutput: stop tokens and length', () => {
 });
 
 describe('RowOutput: streamed text never leaks a stop string', () => {
-  // Stop strings none of which contains another, so "earliest start" and "completes first" agree.
-  const STOPS = ['abc', 'ca b', '你c', 'bb'];
+  // Stop strings that overlap and share letters, so that several can complete on one token.
+  const STOPS = ['abc', 'ca b', '你c', 'bb', 'bc'];
   const fuzzTok = new PieceTokenizer(['<unk>', '<s>', '</s>', 'a', 'b', 'c', '▁', 'ab', 'ca', 'bc', '▁b', '<0xE4>', '<0xBD>', '<0xA0>', 'c<0xE4>', 'x']);
 
-  it('matches a full-decode reference on random token streams', () => {
+  /**
+   * vLLM's rule, restated over full decodes: after each token, the text so far (complete characters
+   * only); the stop strings in list order, the first with an occurrence ending in the new characters,
+   * text from the first minTokens tokens excluded from that window.
+   */
+  function reference(ids: readonly number[], stops: readonly string[], include: boolean, minTokens = 0): { text: string; which: string | null } {
+    const textAt = (k: number) => fuzzTok.decode([BOS, ...ids.slice(0, k)], { skipSpecial: true }).replace(/\uFFFD+$/, '');
+    let before = '';
+    for (let k = 1; k <= ids.length; k++) {
+      const now = textAt(k);
+      // One token per step, so the window is this token's new characters.
+      if (k > minTokens && now.length > before.length) {
+        for (const s of stops) {
+          const at = now.indexOf(s, Math.max(0, before.length + 1 - s.length));
+          if (at >= 0) return { text: now.slice(0, include ? at + s.length : at), which: s };
+        }
+      }
+      before = now;
+    }
+    return { text: before, which: null };
+  }
+
+  it('matches a full-decode reference of vLLM\'s rule on random token streams', () => {
     const rng = RowRng.fromSeed(2024);
     let stopped = 0;
     for (let trial = 0; trial < 3000; trial++) {
       const include = trial % 2 === 1;
-      const params: RowOutputParams = { maxTokens: 12, stopTokenIds: [], stopStrings: STOPS, ignoreEos: false, includeStopStrInOutput: include };
+      const minTokens = trial % 3 === 2 ? 1 + (trial % 5) : 0;
+      const params: RowOutputParams = { maxTokens: 12, stopTokenIds: [], stopStrings: STOPS, ignoreEos: false, includeStopStrInOutput: include, minTokens };
       const row = new RowOutput(fuzzTok, params, [BOS]);
       const ids: number[] = [];
       let released = '';
@@ -128,22 +178,11 @@ describe('RowOutput: streamed text never leaks a stop string', () => {
         released += r.text;
         finished = r.finished;
       }
-
-      const full = fuzzTok.decode([BOS, ...ids], { skipSpecial: true }).replace(/\uFFFD+$/, '');
-      let at = -1;
-      let which = '';
-      for (const s of STOPS) {
-        const i = full.indexOf(s);
-        if (i >= 0 && (at < 0 || i < at)) {
-          at = i;
-          which = s;
-        }
-      }
-      const expected = at < 0 ? full : full.slice(0, include ? at + which.length : at);
-      assert.equal(released, expected, `trial ${trial}: ids ${ids.join(',')}`);
-      if (at >= 0) {
+      const expected = reference(ids, STOPS, include, minTokens);
+      assert.equal(released, expected.text, `trial ${trial}: ids ${ids.join(',')} minTokens ${minTokens}`);
+      if (expected.which !== null) {
         stopped++;
-        assert.deepEqual(finished, { reason: 'stop', stoppedBy: which });
+        assert.deepEqual(finished, { reason: 'stop', stoppedBy: expected.which });
       } else assert.deepEqual(finished, { reason: 'length', stoppedBy: null });
     }
     assert.ok(stopped > 500, `only ${stopped} trials hit a stop string`);

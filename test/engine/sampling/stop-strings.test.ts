@@ -32,9 +32,26 @@ describe('StopStringMatcher', () => {
     assert.deepEqual(m.push('OPxyz'), { text: 'STOP', matched: 'STOP' });
   });
 
-  it('picks the earliest match, the first listed on a tie', () => {
-    assert.deepEqual(new StopStringMatcher(['cd', 'bc'], false).push('abcd'), { text: 'a', matched: 'bc' });
-    assert.deepEqual(new StopStringMatcher(['b', 'bc'], false).push('abcd'), { text: 'a', matched: 'b' });
+  it('picks the first listed stop string that ends in the new text, as vLLM does', () => {
+    // Neither the earliest start ("bc") nor the first to complete: list order.
+    assert.deepEqual(new StopStringMatcher(['cd', 'bc'], false).push('abcd'), { text: 'ab', matched: 'cd' });
+    assert.deepEqual(new StopStringMatcher(['bc', 'cd'], false).push('abcd'), { text: 'a', matched: 'bc' });
+    assert.deepEqual(new StopStringMatcher(['bc', 'b'], false).push('abcd'), { text: 'a', matched: 'bc' });
+    assert.deepEqual(new StopStringMatcher(['cd', 'bc'], true).push('abcde'), { text: 'abcd', matched: 'cd' });
+  });
+
+  it('only counts occurrences that end in the new text', () => {
+    // "ab" completed inside text that was pushed while matching was off (min_tokens): it cannot match later.
+    const m = new StopStringMatcher(['ab', 'abcd'], false);
+    assert.deepEqual(m.push('xab', false), { text: 'x', matched: null });
+    assert.deepEqual(m.push('c'), { text: '', matched: null });
+    assert.deepEqual(m.push('d'), { text: '', matched: 'abcd' });
+  });
+
+  it('matches nothing on a push without new text', () => {
+    const m = new StopStringMatcher(['ab'], false);
+    m.push('a');
+    assert.deepEqual(m.push(''), { text: '', matched: null });
   });
 
   it('holds back overlapping candidates correctly', () => {
