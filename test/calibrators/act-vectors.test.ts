@@ -13,6 +13,7 @@ import { sinkSet } from '../../calibrators/act-sinks.js';
 import type { RowStep } from '../../calibrators/calibrator.js';
 import type { DecoderConfig } from '../../models/checkpoint/decoder-weights.js';
 import { officialPrefill, redistributeRow, sinksFromScores } from '../reference/act-reference.js';
+import { oneRowInputFeeds } from '../helpers/fragment-feeds.js';
 
 const TV1 = [
   [1.0, 0, 0, 0, 0],
@@ -106,13 +107,7 @@ async function runFragment(cfg: ActConfig | null, A: number[][], past: number, p
     pattern: new ort.Tensor('float32', Float32Array.from(A.flat()), [1, 1, T, K]),
     'act.colsum.2': new ort.Tensor('float32', Float32Array.from(pastColsum), [1, 1, 1, C]),
   };
-  for (const spec of host.rowInputs) {
-    const dims = spec.dims.map((d) => (d === DIM.keys ? K : (d as number)));
-    const n = dims.reduce((a, b) => a * b, 1);
-    const v = values.get(spec.name);
-    const data = v === undefined ? new Float32Array(n).fill(spec.identity) : typeof v === 'number' ? new Float32Array(n).fill(v) : Float32Array.from(v);
-    feeds[spec.name] = spec.dtype === 'bool' ? new ort.Tensor('bool', Uint8Array.from(data), [1, ...dims]) : new ort.Tensor('float32', data, [1, ...dims]);
-  }
+  Object.assign(feeds, oneRowInputFeeds(host.rowInputs, values, (d) => (d === DIM.keys ? K : (d as number))));
   const out = await session.run(feeds);
   const calibrated = out.calibrated!.data as Float32Array;
   const colsum = out['act.colsum.2.update']!.data as Float32Array;

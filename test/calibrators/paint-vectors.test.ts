@@ -16,6 +16,7 @@ import { guideLogits, paint, type PaintConfig } from '../../calibrators/paint.js
 import { iqrOutlierCount, percentileLinear, selectImageTokens, topK, type ImageSelection } from '../../calibrators/paint-selection.js';
 import type { ModelFacts, RowStep } from '../../calibrators/calibrator.js';
 import { editRow, guidedScores, iqrOutliers, patchColumnSums, referenceSelection, releasedSpatialScores } from '../reference/paint-reference.js';
+import { oneRowInputFeeds } from '../helpers/fragment-feeds.js';
 
 const EDIT_IN = [2.0, 0.5, 1.0, -1.0, -0.5, 0.0];
 const EDIT_OUT = [2.0, 0.5, 1.7, -1.0, -0.3, 0.0];
@@ -85,13 +86,7 @@ async function runEdit(cfg: PaintConfig | null, scores: number[][][], step: { pa
     const data = fillGeometry(which, { rows: [{ past: step.past, newTokens: step.newTokens, images }], newTokens: T, fedCap: step.fedCap }, dims);
     feeds[entry.name] = new ort.Tensor(entry.dtype === 'bool' ? 'bool' : 'float32', data, dims);
   }
-  for (const spec of host.rowInputs) {
-    const dims = spec.dims.map((d) => (d === DIM.keys ? K : (d as number)));
-    const n = dims.reduce((a, b) => a * b, 1);
-    const v = values.get(spec.name);
-    const data = v === undefined ? new Float32Array(n).fill(spec.identity) : typeof v === 'number' ? new Float32Array(n).fill(v) : Float32Array.from(v);
-    feeds[spec.name] = spec.dtype === 'bool' ? new ort.Tensor('bool', Uint8Array.from(data), [1, ...dims]) : new ort.Tensor('float32', data, [1, ...dims]);
-  }
+  Object.assign(feeds, oneRowInputFeeds(host.rowInputs, values, (d) => (d === DIM.keys ? K : (d as number))));
   const edited = (await session.run(feeds)).edited!.data as Float32Array;
   return { rows: Array.from({ length: H }, (_, h) => Array.from({ length: T }, (_, t) => Array.from(edited.subarray((h * T + t) * K, (h * T + t + 1) * K)))) };
 }

@@ -15,6 +15,7 @@ import { varCalibrator, type VarConfig } from '../../calibrators/var.js';
 import type { ImageSpan, ModelFacts, RowStep } from '../../calibrators/calibrator.js';
 import type { DecoderConfig } from '../../models/checkpoint/decoder-weights.js';
 import { phi, varRow } from '../reference/var-reference.js';
+import { oneRowInputFeeds } from '../helpers/fragment-feeds.js';
 
 // §8: keys 0 BOS, 1 text, 2–5 visual, 6 text; sinks {0, 3}.
 const IMAGES: ImageSpan[] = [{ image: 0, start: 2, length: 4 }];
@@ -89,13 +90,7 @@ async function runVar(cfg: VarConfig | null, step: Step) {
     'var.sink.2': new ort.Tensor('float32', Float32Array.from(step.pastSinks ?? new Array(C).fill(0)), [1, 1, 1, C]),
     [GEOMETRY.keyIsImage.name]: new ort.Tensor('bool', fillGeometry('keyIsImage', geo, [1, K]) as Uint8Array, [1, K]),
   };
-  for (const spec of host.rowInputs) {
-    const dims = spec.dims.map((d) => (d === DIM.queries ? T : (d as number)));
-    const n = dims.reduce((a, b) => a * b, 1);
-    const v = values.get(spec.name);
-    const data = v === undefined ? new Float32Array(n).fill(spec.identity) : typeof v === 'number' ? new Float32Array(n).fill(v) : Float32Array.from(v);
-    feeds[spec.name] = new ort.Tensor('float32', data, [1, ...dims]);
-  }
+  Object.assign(feeds, oneRowInputFeeds(host.rowInputs, values, (d) => (d === DIM.queries ? T : (d as number))));
   const out = await session.run(feeds);
   const calibrated = out.calibrated!.data as Float32Array;
   return {
