@@ -94,8 +94,8 @@ async function alternate(run: (calibrated: boolean) => Promise<number>): Promise
   return { plain: median(plain), act: median(withAct) };
 }
 
-function nodeCounts(engine: EngineModel): { plain: number; calibrated: number } {
-  return { plain: engine.plain!.graph.nodeCount, calibrated: engine.calibrated!.graph.nodeCount };
+async function nodeCounts(engine: EngineModel): Promise<{ plain: number; calibrated: number }> {
+  return { plain: (await engine.graphs.sessionFor([])).graph.nodeCount, calibrated: (await engine.graphs.sessionFor(['act'])).graph.nodeCount };
 }
 
 async function main(): Promise<void> {
@@ -122,7 +122,7 @@ async function main(): Promise<void> {
   for (const r of rows) console.log(r);
 
   // Where the added time goes: a decode step's cost is mostly per-node overhead on a model this small.
-  const nodes = nodeCounts(bench.engine);
+  const nodes = await nodeCounts(bench.engine);
   const added = nodes.calibrated - nodes.plain;
   console.log(`graph nodes: plain ${nodes.plain}, with ACT ${nodes.calibrated} (+${added} in ${L - 2} layers)`);
   for (const [batch, d] of decode) {

@@ -15,6 +15,7 @@ import type { RowInputSpec } from '../../models/compiler/hooks.js';
 import type { EngineEvent, GenerationRequest, TokenLogprobs } from './types.js';
 import type { EngineOptions } from './engine-options.js';
 import { OrtTensorCtor, type DecoderSession, type OrtTensor } from './ort-session.js';
+import type { EngineGraphs } from './decoder-graphs.js';
 import { SlotPool, type SlotHandle } from './slot-pool.js';
 import { buildStepFeeds, logitRowIndex, stepShape, type StepRow, type StepShape } from './step-feeds.js';
 import { RowSampler } from './sampling/row-sampler.js';
@@ -26,10 +27,8 @@ export interface EngineModel {
   name: string;
   config: DecoderConfig;
   tokenizer: Tokenizer;
-  /** Graph with every calibrator's fragments; null when no calibrator is registered. */
-  calibrated: DecoderSession | null;
-  /** Graph without fragments; used when no row in a call is calibrated. */
-  plain: DecoderSession | null;
+  /** One graph per set of active calibrators (the empty set is the plain graph). */
+  graphs: EngineGraphs;
   calibrators: ReadonlyMap<string, AnyCalibrator>;
 }
 
@@ -82,10 +81,8 @@ export class EngineCore {
     private readonly sink: EventSink,
     private readonly observer: EngineObserver = {},
   ) {
-    const full = model.calibrated ?? model.plain;
-    if (!full) throw new Error('engine needs at least one compiled graph');
     this.maxModelLen = Math.min(options.maxModelLen ?? model.config.maxSeqLen, model.config.maxSeqLen);
-    this.pool = new SlotPool(full.graph.states, options.maxBatch, this.maxModelLen);
+    this.pool = new SlotPool(model.graphs.states, options.maxBatch, this.maxModelLen);
   }
 
   get hasWork(): boolean {
@@ -116,7 +113,6 @@ export class EngineCore {
         idle.push(id);
         continue;
       }
-      if (!this.model.calibrated) throw new Error('calibrated graph is not compiled');
       calibrations.push({ calibrator, config, memo: calibrator.createMemo(config) });
     }
     const extraProcessors = calibrations.flatMap((c) => c.calibrator.logitsProcessor?.(c.config) ?? []);
@@ -256,10 +252,9 @@ export class EngineCore {
     return batch;
   }
 
-  private sessionFor(rows: readonly Row[]): DecoderSession {
-    const calibrated = rows.some((r) => r.calibrations.length > 0);
-    const s = calibrated || !this.model.plain ? this.model.calibrated : this.model.plain;
-    return s!;
+  /** The graph with the fragments of every calibrator active in these rows. */
+  private sessionFor(rows: readonly Row[]): Promise<DecoderSession> {
+    return this.model.graphs.sessionFor([...new Set(rows.flatMap((r) => r.calibrations.map((c) => c.calibrator.id)))]);
   }
 
   private async runPrefill(plan: { row: Row; tokens: number }[], continuing: boolean): Promise<void> {
@@ -273,7 +268,7 @@ export class EngineCore {
     // A continuing chunk reads its own slot's past; fresh prompts have none, so no cache is fed.
     const fedCap = continuing ? this.pool.capacity : 0;
     const shape = stepShape(stepRows, fedCap);
-    const session = this.sessionFor(rows);
+    const session = await this.sessionFor(rows);
     const out = await this.forward(session, rows, shape, continuing ? rows[0]!.slot : null);
 
     const logits = out.logits!.data as Float32Array;
@@ -313,7 +308,7 @@ export class EngineCore {
     const stepRows: StepRow[] = rows.map((r) => ({ tokens: [r.lastToken], past: r.slot!.used, allLogits: false }));
     this.pool.ensureCapacity(Math.max(...stepRows.map((r) => r.past + 1)));
     const shape = stepShape(stepRows, this.pool.capacity);
-    const out = await this.forward(this.sessionFor(rows), rows, shape, null);
+    const out = await this.forward(await this.sessionFor(rows), rows, shape, null);
     const logits = out.logits!.data as Float32Array;
     const vocab = this.model.config.vocabSize;
     rows.forEach((row, b) => {

@@ -1,9 +1,10 @@
 /**
- * onnxruntime sessions for compiled decoders: provider fallback and strict feed-name checks.
- * Only the engine worker imports this module; the main thread never runs a session.
+ * onnxruntime sessions for compiled decoders: provider fallback, strict feed-name checks, and the
+ * session settings every graph of a model shares. Only the engine worker imports this module; the
+ * main thread never runs a session.
  */
 import ort from 'onnxruntime-node';
-import type { CompiledDecoder } from '../../models/compiler/decoder-graph.js';
+import type { DecoderGraphInfo } from '../../models/compiler/decoder-graph.js';
 
 export type OrtTensor = ort.Tensor;
 export const OrtTensorCtor = ort.Tensor;
@@ -15,38 +16,51 @@ export interface SessionOptions {
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
 }
 
+/**
+ * A graph to open: its model bytes (weights inline: tests, small models), or a model file whose
+ * weights are external data beside it (the weight store), which onnxruntime memory-maps.
+ */
+export type LoadableGraph = DecoderGraphInfo & ({ bytes: Uint8Array } | { path: string });
+
 export class DecoderSession {
   private readonly inputNames: Set<string>;
   readonly provider: string;
+  private running = 0;
+  private releaseWhenIdle = false;
 
   private constructor(
     private readonly session: ort.InferenceSession,
-    readonly graph: CompiledDecoder,
+    readonly graph: DecoderGraphInfo,
     provider: string,
   ) {
     this.inputNames = new Set(session.inputNames);
     this.provider = provider;
   }
 
-  static async create(graph: CompiledDecoder, opts: SessionOptions = {}): Promise<DecoderSession> {
+  static async create(graph: LoadableGraph, opts: SessionOptions = {}): Promise<DecoderSession> {
+    // Arena and memory pattern stay on (onnxruntime's defaults). Pre-packing stays on too: graphs
+    // over a weight store map the packed weights from disk (weight-prepack.ts), so it costs no
+    // per-session copy there, and turning it off makes MatMulNBits dequantize its whole weight on
+    // every call.
     const base: ort.InferenceSession.SessionOptions = {
       intraOpNumThreads: opts.intraOpThreads ?? 1,
       interOpNumThreads: 1,
       graphOptimizationLevel: opts.optimization ?? 'all',
       executionMode: 'sequential',
     };
+    const open = (providers: string[]) => ('path' in graph
+      ? ort.InferenceSession.create(graph.path, { ...base, executionProviders: providers })
+      : ort.InferenceSession.create(graph.bytes, { ...base, executionProviders: providers }));
     const wanted = (opts.providers ?? ['cpu']).filter((p) => p !== 'cpu');
     // ORT does not fall back by itself: ['cuda','cpu'] throws when the CUDA library is missing.
     for (const provider of wanted) {
       try {
-        const s = await ort.InferenceSession.create(graph.bytes, { ...base, executionProviders: [provider] });
-        return new DecoderSession(s, graph, provider);
+        return new DecoderSession(await open([provider]), infoOf(graph), provider);
       } catch {
         // fall through to the next provider
       }
     }
-    const s = await ort.InferenceSession.create(graph.bytes, { ...base, executionProviders: ['cpu'] });
-    return new DecoderSession(s, graph, 'cpu');
+    return new DecoderSession(await open(['cpu']), infoOf(graph), 'cpu');
   }
 
   /**
@@ -59,10 +73,24 @@ export class DecoderSession {
     if (unknown.length || missing.length) {
       throw new Error(`decoder feeds do not match the graph: unknown [${unknown.join(', ')}], missing [${missing.join(', ')}]`);
     }
-    return this.session.run(feeds);
+    this.running++;
+    try {
+      return await this.session.run(feeds);
+    } finally {
+      this.running--;
+      if (this.running === 0 && this.releaseWhenIdle) await this.session.release();
+    }
   }
 
+  /** Releases the session now, or after the run in progress (an evicted graph may still be running). */
   async release(): Promise<void> {
-    await this.session.release();
+    if (this.running > 0) this.releaseWhenIdle = true;
+    else await this.session.release();
   }
+}
+
+/** The graph's description without its bytes (a session keeps no reference to the model bytes). */
+function infoOf(graph: LoadableGraph): DecoderGraphInfo {
+  const { config, input, inputs, outputs, states, rowInputs, geometry, nodeCount } = graph;
+  return { config, input, inputs, outputs, states, rowInputs, geometry, nodeCount };
 }

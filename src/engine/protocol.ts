@@ -3,6 +3,7 @@ import type { DecoderConfig } from '../../models/checkpoint/decoder-weights.js';
 import type { ResolvedModel } from '../../models/resolve.js';
 import type { ModelProfile } from '../../models/profiles/profile.js';
 import type { EngineOptions } from './engine-options.js';
+import type { LoadTimes } from './load-times.js';
 import type { EngineEvent, GenerationRequest } from './types.js';
 
 export interface WorkerInit {
@@ -29,6 +30,8 @@ export interface ModelInfo {
   calibrators: string[];
   provider: string;
   loadMs: number;
+  /** Where the load time went: reading and encoding weights, pre-packing, compiling, sessions. */
+  load: LoadTimes;
 }
 
 export type ToWorker =

@@ -15,7 +15,7 @@ const post = (m: FromWorker) => port.postMessage(m);
 async function main(): Promise<void> {
   const init = workerData as WorkerInit;
   const started = performance.now();
-  const model = await loadEngineModel(init.model, init.options, init.profile);
+  const { model, times } = await loadEngineModel(init.model, init.options, init.profile);
   const probes = new Map<string, number>();
 
   const core = new EngineCore(model, init.options, (events) => {
@@ -73,8 +73,9 @@ async function main(): Promise<void> {
       maxModelLen: core.maxModelLen,
       maxBatch: init.options.maxBatch,
       calibrators: [...model.calibrators.keys()],
-      provider: (model.calibrated ?? model.plain)!.provider,
+      provider: model.graphs.provider,
       loadMs: performance.now() - started,
+      load: times,
     },
   });
 

@@ -163,7 +163,8 @@ describe('ACT in the engine (stories260K)', () => {
       const prompt = m.tokenizer.encode(PROMPTS[0]!, { addBos: true });
       const plain = await new InProcessEngine(await fixtureEngineModel(m), {}, true).run(request('p', prompt, { maxTokens: 20, promptLogprobs: 0 }));
       const forced = await fixtureEngineModel(m, { calibrators: [act as AnyCalibrator], plainFastPath: false });
-      assert.equal(forced.plain, null);
+      // Every step runs the graph with ACT's fragments, even for rows with ACT off.
+      assert.ok((await forced.graphs.sessionFor([])).graph.rowInputs.some((r) => r.owner === 'act'));
       const calibrated = await new InProcessEngine(forced, {}, true).run(request('c', prompt, { maxTokens: 20, promptLogprobs: 0 }, { act: cfg }));
       assert.deepEqual(calibrated.tokenIds, plain.tokenIds);
       for (const [pos, logits] of plain.logits) {

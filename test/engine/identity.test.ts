@@ -16,10 +16,11 @@ describe('identity: no-op fragments at every hook', () => {
   it('gives bit-identical logits to the plain graph over prefill and decode', async () => {
     const plainModel = await fixtureEngineModel(m);
     const hookedModel = await fixtureEngineModel(m, { extraFragments: noopFragments(), plainFastPath: false });
-    assert.equal(hookedModel.plain, null, 'every step must run the hooked graph');
-    // Every hook kind of every layer got its fragment.
-    const hooked = hookedModel.calibrated!.graph;
-    assert.ok(hooked.nodeCount >= plainModel.plain!.graph.nodeCount + HOOK_KINDS.length * m.weights.config.nLayers);
+    // Every step runs the hooked graph (asked for the plain set, it answers with the hooked one),
+    // and every hook kind of every layer got its fragment.
+    const hooked = (await hookedModel.graphs.sessionFor([])).graph;
+    const plainGraph = (await plainModel.graphs.sessionFor([])).graph;
+    assert.ok(hooked.nodeCount >= plainGraph.nodeCount + HOOK_KINDS.length * m.weights.config.nLayers);
     assert.deepEqual(hooked.rowInputs.map((r) => r.name).sort(), ['noop.scale_attn', 'noop.scale_resid']);
 
     const prompt = m.tokenizer.encode('Once upon a time, there was a dog who liked to run.', { addBos: true });

@@ -7,8 +7,7 @@ import type { Tokenizer } from '../../models/tokenizers/tokenizer.js';
 import type { HookFragment } from '../../models/compiler/hooks.js';
 import type { AnyCalibrator } from '../../calibrators/calibrator.js';
 import type { ModelProfile } from '../../models/profiles/profile.js';
-import { buildEngineModel } from '../../src/engine/load-engine-model.js';
-import type { EngineModel } from '../../src/engine/engine-core.js';
+import { buildEngineModel, type LoadedEngineModel } from '../../src/engine/load-engine-model.js';
 
 export interface FixtureModel {
   weights: DecoderWeights;
@@ -28,7 +27,7 @@ export interface FixtureEngineOptions {
   name?: string;
 }
 
-export function fixtureEngineModel(m: FixtureModel, opts: FixtureEngineOptions = {}): Promise<EngineModel> {
+export function fixtureEngineModel(m: FixtureModel, opts: FixtureEngineOptions = {}): Promise<LoadedEngineModel> {
   return buildEngineModel({
     name: opts.name ?? 'fixture',
     weights: m.weights,
