@@ -99,7 +99,8 @@ export function quantizeBlockwise(w: Float32Array, rows: number, cols: number, b
       const end = Math.min(start + block, rowStart + cols);
       let extreme = 0;
       for (let i = start; i < end; i++) if (Math.abs(w[i]!) > Math.abs(extreme)) extreme = w[i]!;
-      const scale = Math.fround(bits === 8 ? Math.abs(extreme) / 127 : extreme / -8);
+      // `|| 0`: an all-zero block gets scale +0, not the -0 that 0 / -8 gives.
+      const scale = Math.fround(bits === 8 ? Math.abs(extreme) / 127 : extreme / -8) || 0;
       const inv = scale === 0 ? 0 : 1 / scale;
       scales[r * blocks + b] = scale;
       const at = (r * blocks + b) * blob;

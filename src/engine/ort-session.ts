@@ -32,6 +32,8 @@ export class DecoderSession {
     private readonly session: ort.InferenceSession,
     readonly graph: DecoderGraphInfo,
     provider: string,
+    /** The model file the session was opened from (null for in-memory bytes). */
+    readonly modelPath: string | null,
   ) {
     this.inputNames = new Set(session.inputNames);
     this.provider = provider;
@@ -55,12 +57,12 @@ export class DecoderSession {
     // ORT does not fall back by itself: ['cuda','cpu'] throws when the CUDA library is missing.
     for (const provider of wanted) {
       try {
-        return new DecoderSession(await open([provider]), infoOf(graph), provider);
+        return new DecoderSession(await open([provider]), infoOf(graph), provider, pathOf(graph));
       } catch {
         // fall through to the next provider
       }
     }
-    return new DecoderSession(await open(['cpu']), infoOf(graph), 'cpu');
+    return new DecoderSession(await open(['cpu']), infoOf(graph), 'cpu', pathOf(graph));
   }
 
   /**
@@ -88,6 +90,8 @@ export class DecoderSession {
     else await this.session.release();
   }
 }
+
+const pathOf = (graph: LoadableGraph): string | null => ('path' in graph ? graph.path : null);
 
 /** The graph's description without its bytes (a session keeps no reference to the model bytes). */
 function infoOf(graph: LoadableGraph): DecoderGraphInfo {

@@ -72,6 +72,9 @@ async function prepackChunk(dir: string, index: WeightStoreIndex, names: string[
     // The same level as serving sessions, so the same kernels pack the same weights.
     graphOptimizationLevel: 'all',
     intraOpNumThreads: 1,
+    // Errors only: saving an optimized model warns that it is specific to this machine, which is why
+    // the store is keyed by it.
+    logSeverityLevel: 3,
     optimizedModelFilePath: join(dir, TMP_OPTIMIZED),
     extra: {
       'session.save_external_prepacked_constant_initializers': '1',

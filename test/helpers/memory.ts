@@ -1,0 +1,18 @@
+/** This process's memory as Linux accounts it (/proc/self/smaps_rollup), in bytes. */
+import { readFileSync } from 'node:fs';
+
+export interface MemoryFigures {
+  /** Resident pages, each counted once per mapping that maps it. */
+  rss: number;
+  /** Proportional set size: each resident page divided among the mappings that map it, so a file
+   *  mapped by several sessions counts once in all: the physical memory this process costs. */
+  pss: number;
+  /** Private memory (heap, arenas, copies): what the kernel cannot drop and re-read from a file. */
+  anonymous: number;
+}
+
+export function memoryFigures(): MemoryFigures {
+  const text = readFileSync('/proc/self/smaps_rollup', 'utf8');
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
+  return { rss: kb('Rss'), pss: kb('Pss'), anonymous: kb('Anonymous') };
+}
