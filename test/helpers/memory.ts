@@ -1,5 +1,5 @@
 /** This process's memory as Linux accounts it (/proc/self/smaps_rollup), in bytes. */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 export interface MemoryFigures {
   /** Resident pages, each counted once per mapping that maps it. */
@@ -15,4 +15,15 @@ export function memoryFigures(): MemoryFigures {
   const text = readFileSync('/proc/self/smaps_rollup', 'utf8');
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
   return { rss: kb('Rss'), pss: kb('Pss'), anonymous: kb('Anonymous') };
+}
+
+/** Peak RSS since the last resetPeakRss() (VmHWM). */
+export function peakRss(): number {
+  const text = readFileSync('/proc/self/status', 'utf8');
+  return Number(/^VmHWM:\s+(\d+) kB/m.exec(text)?.[1] ?? NaN) * 1024;
+}
+
+/** Starts peak RSS over from the current RSS (Linux: writing 5 to clear_refs). */
+export function resetPeakRss(): void {
+  writeFileSync('/proc/self/clear_refs', '5');
 }
