@@ -20,6 +20,7 @@ WORKDIR /app
 ENV NODE_ENV=production \
     ATTUNE_MODELS_DIR=/models \
     ATTUNE_CACHE_DIR=/cache \
+    ATTUNE_COMPILED_CACHE=/cache/compiled \
     HOST=0.0.0.0 \
     PORT=8000
 COPY --from=build /app/node_modules ./node_modules

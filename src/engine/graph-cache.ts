@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, homedir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import type { CompiledDecoder, DecoderGraphInfo } from '../../models/compiler/decoder-graph.js';
 import type { WeightFormat } from '../../models/onnx/weight-format.js';
@@ -47,7 +47,8 @@ async function codeHash(urls: readonly URL[]): Promise<string> {
       ? (await readdir(url)).filter((n) => n.endsWith('.js')).sort().map((n) => new URL(n, url))
       : [url];
     for (const f of files) {
-      h.update(f.pathname);
+      // The file's name, not its path: the same code checked out elsewhere shares the cache.
+      h.update(basename(f.pathname));
       h.update(await readFile(f));
     }
   }

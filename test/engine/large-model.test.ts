@@ -18,7 +18,7 @@ import { loadLlama2cTokenizer } from '../../models/tokenizers/llama2c-tokenizer.
 import { SCALE_SHAPES, writeRandomModel } from '../../load-tests/random-llama2c.js';
 import { storedEngineModel } from '../helpers/load-fixture-model.js';
 import { InProcessEngine, request } from '../helpers/engine-harness.js';
-import { peakRss, resetPeakRss } from '../helpers/memory.js';
+import { peakRss, resetPeakRss } from '../../load-tests/process-memory.js';
 import { ReferenceDecoder } from '../reference/reference-forward.js';
 
 const GiB = 1024 ** 3;

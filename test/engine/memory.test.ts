@@ -2,7 +2,7 @@
  * Weights held once: a second graph of the same model (here the ACT graph beside the plain one) maps
  * the same weight store, pre-packed weights included, so it adds far less than the weights' size.
  * Measured on a seeded random model of the 110M shape (438 MB of f32 weights), as PSS and anonymous
- * memory (see helpers/memory.ts for why not RSS: RSS counts the shared file pages once per session).
+ * memory (see load-tests/process-memory.ts for why not RSS: RSS counts the shared file pages once per session).
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -16,7 +16,7 @@ import { loadLlama2cTokenizer } from '../../models/tokenizers/llama2c-tokenizer.
 import { cachedRandomModel, SCALE_SHAPES } from '../../load-tests/random-llama2c.js';
 import { storedEngineModel } from '../helpers/load-fixture-model.js';
 import { InProcessEngine, request } from '../helpers/engine-harness.js';
-import { memoryFigures } from '../helpers/memory.js';
+import { memoryFigures } from '../../load-tests/process-memory.js';
 
 const MB = 1024 * 1024;
 
