@@ -6,22 +6,23 @@
  * the model (building its weight store the first time) and measures load time, memory after load,
  * single-stream decode, batch-8 aggregate decode and a 128-token prefill, at 1 and 2 threads. With
  * LLAMA_CPP_DIR set, llama.cpp converts the same checkpoint with its own llama2.c converter, quantizes
- * it to the matching type, and llama-bench / llama-batched-bench run right after attune's turn, so
- * every ratio is measured side by side in one run. Models run one at a time (the 1.1B f32 store build
+ * it to the matching type, and llama-bench / llama-batched-bench run right after each of attune's
+ * repeats: every ratio is a pair measured seconds apart, under the same load from the rest of the
+ * machine, and the table gives the median pair and the range. Models run one at a time (the 1.1B f32 store build
  * and llama.cpp's converter each hold gigabytes).
  */
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { homedir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { WEIGHT_FORMATS, type WeightFormat } from '../models/onnx/weight-format.js';
 import { formatLoadTimes, type LoadTimes } from '../src/engine/load-times.js';
 import { cachedRandomModel, checkpointBytes, SCALE_SHAPES } from './random-llama2c.js';
-import type { AttuneFigures } from './scale-attune.js';
-import { LLAMA_TYPE, measureLlamaCpp, prepareGguf, type LlamaFigures } from './scale-llama-cpp.js';
-import { machineHeader } from './report.js';
+import type { AttuneFigures, ThreadRun } from './scale-attune.js';
+import { LLAMA_TYPE, prepareGguf } from './scale-llama-cpp.js';
+import { machineHeader, median } from './report.js';
 
 const env = process.env;
 const CACHE = env.SCALE_CACHE ?? join(homedir(), '.cache', 'attune', 'bench-scale');
@@ -34,12 +35,12 @@ const LLAMA = env.LLAMA_CPP_DIR;
 const MB = 1024 * 1024;
 const mb = (bytes: number) => `${(bytes / MB).toFixed(0)} MB`;
 const rate = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1)).padStart(6);
-const ratio = (a: number, b: number | undefined) => (b ? (a / b).toFixed(2) : '–');
 
 interface Row {
   shape: string;
   attune: AttuneFigures;
-  llama: LlamaFigures[] | null;
+  /** The 1-minute load average when the row finished: other work on the machine moves every figure. */
+  loadAverage: number;
 }
 
 async function child<T>(args: string[]): Promise<T> {
@@ -51,22 +52,33 @@ async function child<T>(args: string[]): Promise<T> {
 async function attune(dir: string, format: WeightFormat): Promise<AttuneFigures> {
   const cache = join(CACHE, 'compiled');
   const coldLoad = await child<LoadTimes | null>(['prepare', dir, format, cache]);
-  const figures = await child<Omit<AttuneFigures, 'coldLoad'>>(['measure', dir, format, cache, THREADS.join(','), String(REPEATS)]);
+  // llama.cpp's conversion (it holds the model twice) runs before attune's measuring process starts.
+  const llama = LLAMA ? [LLAMA, await prepareGguf(LLAMA, dir, format)] : [];
+  const figures = await child<Omit<AttuneFigures, 'coldLoad'>>(['measure', dir, format, cache, THREADS.join(','), String(REPEATS), ...llama]);
   return { ...figures, coldLoad };
+}
+
+const FIGURES = ['decode1', 'batch8', 'prefill128'] as const;
+
+/** "median (attune ÷ llama.cpp: median of the paired ratios, min–max)". */
+function cell(run: ThreadRun, figure: (typeof FIGURES)[number]): string {
+  const a = median(run.attune.map((x) => x[figure]));
+  if (!run.llama) return rate(a);
+  const l = median(run.llama.map((x) => x[figure]));
+  const ratios = run.attune.map((x, i) => x[figure] / run.llama![i]![figure]);
+  return `${rate(a)} ${rate(l)}  ${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`;
 }
 
 function report(row: Row): void {
   const a = row.attune;
   const m = a.memory;
   const cold = a.coldLoad ? `; first load (store built): ${formatLoadTimes(a.coldLoad)}` : '';
-  console.log(`  ${a.format} (served weights ${mb(a.servedBytes)}): restart ${(a.warmLoadMs / 1000).toFixed(2)} s (${formatLoadTimes(a.warmLoad)})${cold}`);
-  console.log(`    memory after load + one forward: RSS ${mb(m.rss)} (${(m.rss / a.servedBytes).toFixed(2)}x served), PSS ${mb(m.pss)} (${(m.pss / a.servedBytes).toFixed(2)}x), anonymous ${mb(m.anonymous)}` +
-    (row.llama ? `; llama.cpp ${LLAMA_TYPE[a.format]} llama-bench peak RSS ${mb(row.llama[0]!.peakRss)}` : ''));
-  console.log(`    threads | decode tok/s: attune  llama.cpp  ratio | batch-8 tok/s: attune  llama.cpp  ratio | prefill-128 tok/s: attune  llama.cpp  ratio`);
-  for (const t of a.threads) {
-    const l = row.llama?.find((x) => x.threads === t.threads);
-    console.log(`    ${String(t.threads).padStart(7)} |          ${rate(t.decode1)}  ${l ? rate(l.decode1) : '     –'}  ${ratio(t.decode1, l?.decode1).padStart(5)} |          ${rate(t.batch8)}  ${l ? rate(l.batch8) : '     –'}  ${ratio(t.batch8, l?.batch8).padStart(5)} |               ${rate(t.prefill128)}  ${l ? rate(l.prefill128) : '     –'}  ${ratio(t.prefill128, l?.prefill128).padStart(5)}`);
-  }
+  const llamaRss = a.threads[0]?.llama ? `; llama.cpp ${LLAMA_TYPE[a.format]} llama-bench peak RSS ${mb(Math.max(...a.threads[0].llama.map((x) => x.peakRss)))}` : '';
+  console.log(`  ${a.format} (served weights ${mb(a.servedBytes)}; load average ${row.loadAverage.toFixed(1)}): restart ${(a.warmLoadMs / 1000).toFixed(2)} s (${formatLoadTimes(a.warmLoad)})${cold}`);
+  console.log(`    memory after load + one forward: RSS ${mb(m.rss)} (${(m.rss / a.servedBytes).toFixed(2)}x served), PSS ${mb(m.pss)} (${(m.pss / a.servedBytes).toFixed(2)}x), anonymous ${mb(m.anonymous)}${llamaRss}`);
+  const head = LLAMA ? 'attune llama.cpp  ratio (range)' : 'attune';
+  console.log(`    threads | decode tok/s: ${head} | batch-8 tok/s: ${head} | prefill-128 tok/s: ${head}`);
+  for (const run of a.threads) console.log(`    ${String(run.threads).padStart(7)} | ${FIGURES.map((f) => cell(run, f)).join(' | ')}`);
 }
 
 async function main(): Promise<void> {
@@ -79,14 +91,7 @@ async function main(): Promise<void> {
     const dir = await cachedRandomModel(join(CACHE, 'models'), `scale-${shape}`, s);
     console.log(`\n${shape}: dim ${s.dim}, ${s.nLayers} layers, ${s.nHeads}/${s.nKvHeads} heads, vocab ${s.vocabSize}; llama2.c file ${mb(checkpointBytes(s))}`);
     for (const format of FORMATS) {
-      const a = await attune(dir, format);
-      let llama: LlamaFigures[] | null = null;
-      if (LLAMA) {
-        const gguf = await prepareGguf(LLAMA, dir, format);
-        llama = [];
-        for (const t of THREADS) llama.push(await measureLlamaCpp(LLAMA, gguf, t, REPEATS));
-      }
-      const row = { shape, attune: a, llama };
+      const row = { shape, attune: await attune(dir, format), loadAverage: loadavg()[0]! };
       rows.push(row);
       report(row);
     }

@@ -6,7 +6,7 @@
  * step loop. Each prints one JSON line.
  *
  *   node scale-attune.js prepare <model dir> <format> <cache dir>
- *   node scale-attune.js measure <model dir> <format> <cache dir> <threads,list> <repeats>
+ *   node scale-attune.js measure <model dir> <format> <cache dir> <threads,list> <repeats> [<llama.cpp dir> <gguf>]
  */
 import { dirname } from 'node:path';
 import { openLlama2cCheckpoint } from '../models/checkpoint/llama2c.js';
@@ -20,19 +20,31 @@ import { buildStoredEngineModel, type LoadedEngineModel } from '../src/engine/lo
 import type { LoadTimes } from '../src/engine/load-times.js';
 import { GREEDY_DEFAULTS } from '../src/engine/sampling/defaults.js';
 import type { EngineEvent } from '../src/engine/types.js';
-import { median } from './report.js';
 import { memoryFigures, type MemoryFigures } from './process-memory.js';
+import { measureLlamaCpp } from './scale-llama-cpp.js';
 
 export const DECODE_TOKENS = 32;
 export const BATCH = 8;
 export const PREFILL_TOKENS = 128;
 
-export interface ThreadFigures {
-  threads: number;
-  /** tokens/s */
+/** One measurement, tokens/s. */
+export interface Sample {
   decode1: number;
   batch8: number;
   prefill128: number;
+}
+
+/** llama.cpp's measurement taken right after attune's, under the same machine load. */
+export interface LlamaSample extends Sample {
+  /** Peak RSS of llama-bench, bytes (its model file is memory-mapped). */
+  peakRss: number;
+}
+
+export interface ThreadRun {
+  threads: number;
+  attune: Sample[];
+  /** Paired with `attune` repeat by repeat; null without LLAMA_CPP_DIR. */
+  llama: LlamaSample[] | null;
 }
 
 export interface AttuneFigures {
@@ -45,7 +57,12 @@ export interface AttuneFigures {
   servedBytes: number;
   /** After load and one forward, in bytes (process-memory.ts says which figure means what). */
   memory: MemoryFigures;
-  threads: ThreadFigures[];
+  threads: ThreadRun[];
+}
+
+export interface LlamaTarget {
+  dir: string;
+  gguf: string;
 }
 
 async function load(dir: string, format: WeightFormat, cacheDir: string, threads: number): Promise<{ model: LoadedEngineModel; times: LoadTimes; ms: number }> {
@@ -108,35 +125,40 @@ export async function prepareAttune(dir: string, format: WeightFormat, cacheDir:
   return first.times.hit ? null : first.times;
 }
 
-/** A restart (the store cached), then memory and speed; run in a fresh process so memory is this load's alone. */
-export async function measureAttune(dir: string, format: WeightFormat, cacheDir: string, threadList: number[], repeats: number): Promise<Omit<AttuneFigures, 'coldLoad'>> {
+/**
+ * A restart (the store cached), then memory and speed; run in a fresh process so memory is this
+ * load's alone. With `llama`, each repeat runs llama.cpp right after attune, so every pair is
+ * measured under the same load from the rest of the machine.
+ */
+export async function measureAttune(dir: string, format: WeightFormat, cacheDir: string, threadList: number[], repeats: number, llama?: LlamaTarget): Promise<Omit<AttuneFigures, 'coldLoad'>> {
   const warm = await load(dir, format, cacheDir, threadList[0]!);
   const index = (await readStoreIndex(dirname((await warm.model.graphs.sessionFor([])).modelPath!)))!;
   await engineLoop(warm.model).prefill([1, 2, 3]);
   const memory = memoryFigures();
   const prompt = Array.from({ length: PREFILL_TOKENS }, (_, i) => 3 + ((i * 7919) % (warm.model.config.vocabSize - 3)));
-  const threads: ThreadFigures[] = [];
+  const threads: ThreadRun[] = [];
   for (const t of threadList) {
     const { model } = t === threadList[0] ? warm : await load(dir, format, cacheDir, t);
     const loop = engineLoop(model);
     await loop.decode(1); // warm-up: JIT, arenas
-    const d1: number[] = [], b8: number[] = [], p: number[] = [];
+    const run: ThreadRun = { threads: t, attune: [], llama: llama ? [] : null };
     for (let i = 0; i < repeats; i++) {
-      d1.push(await loop.decode(1));
-      b8.push(await loop.decode(BATCH));
-      p.push(await loop.prefill(prompt));
+      run.attune.push({ decode1: await loop.decode(1), batch8: await loop.decode(BATCH), prefill128: await loop.prefill(prompt) });
+      if (llama) run.llama!.push(await measureLlamaCpp(llama.dir, llama.gguf, t));
     }
-    threads.push({ threads: t, decode1: median(d1), batch8: median(b8), prefill128: median(p) });
+    threads.push(run);
     await model.graphs.release();
   }
   return { format, warmLoad: warm.times, warmLoadMs: warm.ms, servedBytes: index.weightBytes, memory, threads };
 }
 
 if (process.argv[1]?.endsWith('scale-attune.js')) {
-  const [mode, dir, format, cacheDir, threads, repeats] = process.argv.slice(2) as ['prepare' | 'measure', string, WeightFormat, string, string, string];
+  const [mode, dir, format, cacheDir, threads, repeats, llamaDir, gguf] = process.argv.slice(2) as [
+    'prepare' | 'measure', string, WeightFormat, string, string, string, string | undefined, string | undefined,
+  ];
   const work = mode === 'prepare'
     ? prepareAttune(dir, format, cacheDir)
-    : measureAttune(dir, format, cacheDir, threads.split(',').map(Number), Number(repeats));
+    : measureAttune(dir, format, cacheDir, threads.split(',').map(Number), Number(repeats), llamaDir && gguf ? { dir: llamaDir, gguf } : undefined);
   work
     .then((r) => {
       process.stdout.write(`${JSON.stringify(r)}\n`);

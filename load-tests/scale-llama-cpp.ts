@@ -10,15 +10,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { WeightFormat } from '../models/onnx/weight-format.js';
-import { BATCH, DECODE_TOKENS, PREFILL_TOKENS, type ThreadFigures } from './scale-attune.js';
+import { BATCH, DECODE_TOKENS, PREFILL_TOKENS, type LlamaSample } from './scale-attune.js';
 
 /** llama.cpp's type at the precision each attune format matches. */
 export const LLAMA_TYPE: Record<WeightFormat, string> = { f32: 'F32', f16: 'F16', int8: 'Q8_0', int4: 'Q4_0' };
-
-export interface LlamaFigures extends ThreadFigures {
-  /** Peak RSS of llama-bench, bytes (its model file is memory-mapped: counted once, one process). */
-  peakRss: number;
-}
 
 function binary(dir: string, name: string): string {
   for (const p of [join(dir, 'build', 'bin', name), join(dir, 'bin', name), join(dir, name)]) if (existsSync(p)) return p;
@@ -63,9 +58,10 @@ function runSampled(bin: string, args: string[]): Promise<{ stdout: string; peak
   });
 }
 
-export async function measureLlamaCpp(llamaDir: string, gguf: string, threads: number, repeats: number): Promise<LlamaFigures> {
+/** One run of each: llama-bench's decode and prefill, llama-batched-bench's 8 sequences. */
+export async function measureLlamaCpp(llamaDir: string, gguf: string, threads: number): Promise<LlamaSample> {
   const bench = await runSampled(binary(llamaDir, 'llama-bench'), [
-    '-m', gguf, '-p', String(PREFILL_TOKENS), '-n', String(DECODE_TOKENS), '-t', String(threads), '-r', String(repeats), '-o', 'json',
+    '-m', gguf, '-p', String(PREFILL_TOKENS), '-n', String(DECODE_TOKENS), '-t', String(threads), '-r', '1', '-o', 'json',
   ]);
   const rows = JSON.parse(bench.stdout) as { n_prompt: number; n_gen: number; avg_ts: number }[];
   const pp = rows.find((r) => r.n_prompt === PREFILL_TOKENS && r.n_gen === 0)!;
@@ -77,5 +73,5 @@ export async function measureLlamaCpp(llamaDir: string, gguf: string, threads: n
   const line = batched.stdout.split('\n').find((l) => l.startsWith('{'));
   if (!line) throw new Error(`llama-batched-bench printed no result for ${gguf}`);
   const speedTg = (JSON.parse(line) as { speed_tg: number }).speed_tg;
-  return { threads, decode1: tg.avg_ts, batch8: speedTg, prefill128: pp.avg_ts, peakRss: bench.peakRss };
+  return { decode1: tg.avg_ts, batch8: speedTg, prefill128: pp.avg_ts, peakRss: bench.peakRss };
 }

@@ -163,12 +163,18 @@ function halfRound(x: number): number {
   const bits = u32[0]!;
   const exp = (bits >>> 23) & 0xff;
   if (exp === 0xff) return x; // NaN, ±∞
-  const unbiased = exp - 127;
-  if (unbiased > 15) return x > 0 ? Infinity : -Infinity;
-  // Keep 10 mantissa bits for normals; subnormal halves (below 2^-14) have a fixed step of 2^-24.
-  const step = unbiased < -14 ? 2 ** -24 : 2 ** (unbiased - 10);
-  const r = roundHalfEven(x / step) * step;
-  return Math.abs(r) >= 65520 ? (r > 0 ? Infinity : -Infinity) : r;
+  if (exp > 142) return x > 0 ? Infinity : -Infinity; // above 2^15·(2 − 2^-10) rounds past 65504
+  if (exp >= 113) {
+    // A normal half (2^-14 and up): keep 10 of the 23 mantissa bits, ties to even, in integer
+    // arithmetic (a carry into the exponent is the correct rounding up).
+    const rounded = (bits + 0xfff + ((bits >>> 13) & 1)) & 0xffffe000;
+    if (((rounded >>> 23) & 0xff) > 142) return x > 0 ? Infinity : -Infinity;
+    u32[0] = rounded;
+    return f32[0]!;
+  }
+  // Subnormal halves have a fixed step of 2^-24 (rare in weights: done in float arithmetic).
+  const step = 2 ** -24;
+  return roundHalfEven(x / step) * step;
 }
 
 function roundHalfEven(v: number): number {

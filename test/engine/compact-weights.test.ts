@@ -20,7 +20,7 @@ import type { Tokenizer } from '../../models/tokenizers/tokenizer.js';
 import { cachedRandomModel, SCALE_SHAPES } from '../../load-tests/random-llama2c.js';
 import { stories260K } from '../helpers/models-dir.js';
 import { loadLlama2cFixture, storedEngineModel } from '../helpers/load-fixture-model.js';
-import { InProcessEngine, request } from '../helpers/engine-harness.js';
+import { assertBitIdentical, InProcessEngine, request } from '../helpers/engine-harness.js';
 
 interface Tolerance {
   /** Mean and max |Δ log p| of the f32 greedy token. */
@@ -153,11 +153,7 @@ describe('calibrators on compact weights keep their identity semantics', () => {
         assert.ok((await forced.model.graphs.sessionFor([])).graph.rowInputs.some((r) => r.owner === 'act'));
         const a = await new InProcessEngine(plain.model, {}, true).run(request('p', prompt, { maxTokens: 20, promptLogprobs: 0 }));
         const b = await new InProcessEngine(forced.model, {}, true).run(request('c', prompt, { maxTokens: 20, promptLogprobs: 0 }, { act: off }));
-        assert.deepEqual(b.tokenIds, a.tokenIds);
-        for (const [pos, logits] of a.logits) {
-          const other = b.logits.get(pos)!;
-          assert.ok(logits.every((v, i) => Object.is(v, other[i])), `position ${pos} differs`);
-        }
+        assertBitIdentical(a, b);
       } finally {
         await rm(cache, { recursive: true, force: true });
       }

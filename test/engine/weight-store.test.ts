@@ -5,31 +5,24 @@
  * external-weights path on stories260K.
  */
 import assert from 'node:assert/strict';
-import { copyFile, readFile, stat, appendFile } from 'node:fs/promises';
+import { appendFile, copyFile, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { onnx } from '../../models/onnx/onnx-proto.js';
 import { stories260K } from '../helpers/models-dir.js';
 import { fixtureEngineModel, loadLlama2cFixture, storedEngineModel, type FixtureModel } from '../helpers/load-fixture-model.js';
-import { InProcessEngine, request, type RunResult } from '../helpers/engine-harness.js';
+import { assertBitIdentical, InProcessEngine, request, type RunResult } from '../helpers/engine-harness.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 import { buildStoredEngineModel, type LoadedEngineModel } from '../../src/engine/load-engine-model.js';
 import { openLlama2cCheckpoint } from '../../models/checkpoint/llama2c.js';
+import { openHfCheckpoint } from '../../models/checkpoint/hf-decoder.js';
+import { llama2cToHf } from '../../models/checkpoint/convert.js';
+import { writeSafetensors } from '../../models/checkpoint/safetensors-writer.js';
 import { readStoreIndex } from '../../models/onnx/weight-store.js';
 
 async function generate(model: LoadedEngineModel, prompt: number[]): Promise<RunResult> {
   const engine = new InProcessEngine(model, { prefillChunk: 8 }, true);
   return engine.run(request('x', prompt, { maxTokens: 30, promptLogprobs: 0, ignoreEos: true }));
-}
-
-function assertBitIdentical(a: RunResult, b: RunResult): void {
-  assert.deepEqual(a.tokenIds, b.tokenIds);
-  assert.equal(a.logits.size, b.logits.size);
-  for (const [pos, logits] of a.logits) {
-    const other = b.logits.get(pos)!;
-    const i = logits.findIndex((v, k) => !Object.is(v, other[k]));
-    assert.equal(i, -1, `position ${pos}: logits differ at vocab index ${i}`);
-  }
 }
 
 describe('weight store: graphs with external, pre-packed weights', () => {
@@ -101,6 +94,30 @@ describe('weight store: graphs with external, pre-packed weights', () => {
       const second = await storedEngineModel(path, m.tokenizer, cache);
       assert.equal(second.times.hit, false);
       assert.notEqual(dirname((await second.model.graphs.sessionFor([])).modelPath!), firstDir);
+    });
+  });
+
+  it('an HF checkpoint in two shards (BF16) goes through the same store path as the .bin it came from', async () => {
+    await withTempDir(async (dir) => {
+      const hf = llama2cToHf(m.weights, { dtype: 'BF16' });
+      const names = Object.keys(hf.tensors);
+      const shards = [names.slice(0, names.length / 2), names.slice(names.length / 2)];
+      const files = ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'];
+      for (const [i, part] of shards.entries()) await writeSafetensors(join(dir, files[i]!), Object.fromEntries(part.map((n) => [n, hf.tensors[n]!])));
+      await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: Object.fromEntries(shards.flatMap((part, i) => part.map((n) => [n, files[i]]))) }));
+      await writeFile(join(dir, 'config.json'), JSON.stringify(hf.config));
+      const checkpoint = await openHfCheckpoint(dir);
+      try {
+        assert.deepEqual(checkpoint.files.slice(1).sort(), files.map((f) => join(dir, f)).sort(), 'the index and both shards key the store');
+        const { model } = await buildStoredEngineModel({
+          name: 'sharded', checkpoint, tokenizer: m.tokenizer, profile: {}, calibrators: [], cacheDir: join(dir, 'cache'),
+          options: { threads: 1, providers: [], plainFastPath: true, weights: 'f32' },
+        });
+        // BF16 rounding and rotate_half layout change the logits slightly, not this text.
+        assert.deepEqual((await generate(model, prompt)).tokenIds.slice(0, 20), inline.tokenIds.slice(0, 20));
+      } finally {
+        await checkpoint.close();
+      }
     });
   });
 });
