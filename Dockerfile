@@ -17,10 +17,13 @@ RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 WORKDIR /app
+# MALLOC_MMAP_THRESHOLD_: glibc otherwise raises its mmap threshold as large blocks are freed and then
+# keeps freed temporaries (onnxruntime session creation) in its heap: tens of MB per graph opened.
 ENV NODE_ENV=production \
     ATTUNE_MODELS_DIR=/models \
     ATTUNE_CACHE_DIR=/cache \
     ATTUNE_COMPILED_CACHE=/cache/compiled \
+    MALLOC_MMAP_THRESHOLD_=131072 \
     HOST=0.0.0.0 \
     PORT=8000
 COPY --from=build /app/node_modules ./node_modules

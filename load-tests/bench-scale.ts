@@ -45,7 +45,11 @@ interface Row {
 
 async function child<T>(args: string[]): Promise<T> {
   const script = fileURLToPath(new URL('./scale-attune.js', import.meta.url));
-  const { stdout } = await promisify(execFile)(process.execPath, [script, ...args], { maxBuffer: 1 << 24 });
+  // glibc's mmap threshold fixed, as the Dockerfile sets it (ARCHITECTURE.md, "Weights").
+  const { stdout } = await promisify(execFile)(process.execPath, [script, ...args], {
+    maxBuffer: 1 << 24,
+    env: { ...process.env, MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? '131072' },
+  });
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
 }
 

@@ -1,5 +1,7 @@
 /** This process's memory as Linux accounts it (/proc/self/smaps_rollup), in bytes. */
 import { readFileSync, writeFileSync } from 'node:fs';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 export interface MemoryFigures {
   /** Resident pages, each counted once per mapping that maps it. */
@@ -26,4 +28,17 @@ export function peakRss(): number {
 /** Starts peak RSS over from the current RSS (Linux: writing 5 to clear_refs). */
 export function resetPeakRss(): void {
   writeFileSync('/proc/self/clear_refs', '5');
+}
+
+/**
+ * memoryFigures() after a full garbage collection, so freed JavaScript objects (and the array
+ * buffers they held) do not count: V8 otherwise collects when it likes, and tens of MB move between
+ * two readings. The collector is reached through V8's flag, turned on at run time.
+ */
+export function settledMemoryFigures(): MemoryFigures {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  gc();
+  gc();
+  return memoryFigures();
 }

@@ -20,7 +20,7 @@ import { buildStoredEngineModel, type LoadedEngineModel } from '../src/engine/lo
 import type { LoadTimes } from '../src/engine/load-times.js';
 import { GREEDY_DEFAULTS } from '../src/engine/sampling/defaults.js';
 import type { EngineEvent } from '../src/engine/types.js';
-import { memoryFigures, type MemoryFigures } from './process-memory.js';
+import { settledMemoryFigures, type MemoryFigures } from './process-memory.js';
 import { measureLlamaCpp } from './scale-llama-cpp.js';
 
 export const DECODE_TOKENS = 32;
@@ -134,7 +134,7 @@ export async function measureAttune(dir: string, format: WeightFormat, cacheDir:
   const warm = await load(dir, format, cacheDir, threadList[0]!);
   const index = (await readStoreIndex(dirname((await warm.model.graphs.sessionFor([])).modelPath!)))!;
   await engineLoop(warm.model).prefill([1, 2, 3]);
-  const memory = memoryFigures();
+  const memory = settledMemoryFigures();
   const prompt = Array.from({ length: PREFILL_TOKENS }, (_, i) => 3 + ((i * 7919) % (warm.model.config.vocabSize - 3)));
   const threads: ThreadRun[] = [];
   for (const t of threadList) {

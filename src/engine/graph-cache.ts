@@ -2,10 +2,12 @@
  * The on-disk cache of compiled models, so a second start of the same model skips reading the
  * checkpoint, quantizing, pre-packing and compiling:
  *
- *   <cache>/<name>-<format>-<key>/weights.bin, weights.json   the weight store (models/onnx/weight-store.ts)
- *   <cache>/<name>-<format>-<key>/graph-<set>.onnx, .json     one compiled graph per fragment set
+ *   <cache>/<name>-<part>-<format>-<key>/weights.bin, weights.json   a weight store (models/onnx/weight-store.ts)
+ *   <cache>/<name>-<part>-<format>-<key>/graph-<set>.onnx, .json     one compiled graph per fragment set
  *
- * The store's key covers the weights' content hash, the weight format, the code that encodes and
+ * (`part` is the served-weights set: the decoder's, a vision tower's.)
+ *
+ * The store's key covers the weights' content hash, the part, the weight format, the code that encodes and
  * packs weights, the onnxruntime version and the CPU's instruction set (pre-packed layouts differ
  * between AVX2 and AVX-512). A graph's key covers the compiler's code and the fragment set. Entries
  * are built in a temporary folder or file and renamed into place, so a crash or a concurrent start
@@ -18,11 +20,9 @@ import { mkdir, mkdtemp, readdir, readFile, realpath, rename, rm, stat, writeFil
 import { cpus, homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import ort from 'onnxruntime-node';
-import type { CompiledDecoder, DecoderGraphInfo } from '../../models/compiler/decoder-graph.js';
 import type { WeightFormat } from '../../models/onnx/weight-format.js';
 import { readStoreIndex, storeWeights, writeStoreIndex, writeWeightStore, type WeightStoreIndex } from '../../models/onnx/weight-store.js';
 import type { ServedWeights, WeightProvider } from '../../models/onnx/weights.js';
-import type { LoadableGraph } from './ort-session.js';
 import type { LoadTimes } from './load-times.js';
 import { prepackWeightStore } from './weight-prepack.js';
 
@@ -112,6 +112,8 @@ export interface StoreRequest {
   cacheDir: string;
   /** A readable label for the folder name. */
   name: string;
+  /** Which served-weights set of the checkpoint this is (`decoder`, `vision`): one checkpoint may feed several. */
+  part: string;
   format: WeightFormat;
   /** The checkpoint files the served weights come from (their content keys the store). */
   files: readonly string[];
@@ -124,11 +126,12 @@ export async function openWeightStore(req: StoreRequest): Promise<OpenedStore> {
   const started = performance.now();
   const key = sha256(
     await contentHash(req.cacheDir, req.files),
+    req.part,
     req.format,
     await codeHash(STORE_CODE),
     await machineFingerprint(),
   ).slice(0, 24);
-  const dir = join(req.cacheDir, `${req.name.replace(/[^A-Za-z0-9._-]/g, '_')}-${req.format}-${key}`);
+  const dir = join(req.cacheDir, `${req.name.replace(/[^A-Za-z0-9._-]/g, '_')}-${req.part}-${req.format}-${key}`);
   const cached = await readStoreIndex(dir);
   if (cached) {
     return { dir, index: cached, weights: storeWeights(cached), timings: { readMs: performance.now() - started, prepackMs: 0, hit: true } };
@@ -167,33 +170,39 @@ async function publishDir(tmp: string, dir: string): Promise<void> {
   }
 }
 
-export interface CachedGraph {
-  graph: LoadableGraph;
+export interface CachedGraph<Info> {
+  /** The compiled graph's description (JSON-serialisable) and the path of its model file. */
+  graph: Info & { path: string };
   compileMs: number;
   hit: boolean;
 }
 
 /**
  * A compiled graph over an opened store: `graph-<key>.onnx` (the model, whose weights are the
- * store's external data) and `graph-<key>.json` (what the engine needs to feed it). `describe` names
- * the fragment set and everything else the graph depends on besides the compiler's code.
+ * store's external data) and `graph-<key>.json` (its description without the bytes: for a decoder,
+ * what the engine needs to feed it). `describe` names the fragment set and everything else the graph
+ * depends on besides the compiler's code. Any compiler over the store's WeightProvider fits (the
+ * decoder's, a vision tower's).
  */
-export async function cachedGraph(store: OpenedStore, describe: string, compile: (weights: WeightProvider) => CompiledDecoder): Promise<CachedGraph> {
+export async function cachedGraph<Info extends object>(
+  store: OpenedStore,
+  describe: string,
+  compile: (weights: WeightProvider) => Info & { bytes: Uint8Array },
+): Promise<CachedGraph<Info>> {
   const started = performance.now();
   const key = sha256(await codeHash(COMPILER_CODE), describe).slice(0, 24);
   // Beside weights.bin: onnxruntime resolves external data relative to the model file's folder and
   // refuses locations outside it.
   const path = join(store.dir, `graph-${key}.onnx`);
   const infoPath = join(store.dir, `graph-${key}.json`);
-  const info = await readFile(infoPath, 'utf8').then((t) => JSON.parse(t) as DecoderGraphInfo, () => null);
+  const info = await readFile(infoPath, 'utf8').then((t) => JSON.parse(t) as Info, () => null);
   if (info && (await stat(path).then(() => true, () => false))) {
     return { graph: { ...info, path }, compileMs: performance.now() - started, hit: true };
   }
-  const compiled = compile(store.weights);
-  const { bytes, ...rest } = compiled;
+  const { bytes, ...rest } = compile(store.weights);
   await writeAtomically(path, bytes);
   await writeAtomically(infoPath, JSON.stringify(rest));
-  return { graph: { ...rest, path }, compileMs: performance.now() - started, hit: false };
+  return { graph: { ...(rest as Info), path }, compileMs: performance.now() - started, hit: false };
 }
 
 async function writeAtomically(path: string, data: Uint8Array | string): Promise<void> {

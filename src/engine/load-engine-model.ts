@@ -3,7 +3,7 @@
  * → ORT sessions, plus the tokenizer. `buildEngineModel` is the in-memory variant for tests and
  * benchmarks: weights inline in each graph.
  */
-import { compileDecoder } from '../../models/compiler/decoder-graph.js';
+import { compileDecoder, type DecoderGraphInfo } from '../../models/compiler/decoder-graph.js';
 import type { HookFragment } from '../../models/compiler/hooks.js';
 import type { DecoderWeights } from '../../models/checkpoint/decoder-weights.js';
 import type { DecoderCheckpoint } from '../../models/checkpoint/decoder-checkpoint.js';
@@ -89,13 +89,14 @@ export async function buildStoredEngineModel(parts: StoredModelParts): Promise<{
   const store = await openWeightStore({
     cacheDir: parts.cacheDir ?? defaultCompiledCacheDir(),
     name: parts.name,
+    part: 'decoder',
     format,
     files: checkpoint.files,
     served: async () => ({ weights: decoderServedFromCheckpoint(checkpoint), close: async () => {} }),
   });
   const config = checkpoint.config;
   const model = await assemble(parts, config, async (fragments, name, describe) => {
-    const { graph, compileMs } = await cachedGraph(store, `decoder:ids:${describe}`, (weights) => compileDecoder({ config, weights }, { fragments, name }));
+    const { graph, compileMs } = await cachedGraph<DecoderGraphInfo>(store, `decoder:ids:${describe}`, (weights) => compileDecoder({ config, weights }, { fragments, name }));
     return { graph, compileMs };
   });
   return { model, times: { ...store.timings, compileMs: model.graphs.times.compileMs, sessionMs: model.graphs.times.sessionMs } };

@@ -8,16 +8,12 @@
  * plain graph of the same format.
  */
 import assert from 'node:assert/strict';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { before, describe, it } from 'node:test';
 import { act } from '../../calibrators/act.js';
 import type { AnyCalibrator } from '../../calibrators/calibrator.js';
 import type { WeightFormat } from '../../models/onnx/weight-format.js';
-import { loadLlama2cTokenizer } from '../../models/tokenizers/llama2c-tokenizer.js';
 import type { Tokenizer } from '../../models/tokenizers/tokenizer.js';
-import { cachedRandomModel, SCALE_SHAPES } from '../../load-tests/random-llama2c.js';
+import { random110M, TEST_COMPILED_CACHE } from '../helpers/test-models.js';
 import { stories260K } from '../helpers/models-dir.js';
 import { loadLlama2cFixture, storedEngineModel } from '../helpers/load-fixture-model.js';
 import { assertBitIdentical, InProcessEngine, request } from '../helpers/engine-harness.js';
@@ -55,8 +51,6 @@ const argmax = (a: ArrayLike<number>) => {
   return best;
 };
 
-const testModels = join(tmpdir(), 'attune-test-models');
-
 const CASES: Case[] = [
   {
     name: 'stories260K',
@@ -73,10 +67,7 @@ const CASES: Case[] = [
   },
   {
     name: 'random 110M shape',
-    checkpoint: async () => {
-      const dir = await cachedRandomModel(testModels, 'scale-110M', SCALE_SHAPES['110M']);
-      return { path: join(dir, 'model.bin'), tokenizer: await loadLlama2cTokenizer(join(dir, 'tok32000.bin'), 32000) };
-    },
+    checkpoint: random110M,
     prompt: [1, 500, 600, 700, 800, 900],
     tokens: 48,
     // Measured: f16 0.0001 / 0.002; int8 0.007 / 0.09; int4 0.10 / 0.52; top-1 100% and 64/64 for all.
@@ -90,20 +81,18 @@ const CASES: Case[] = [
 
 for (const c of CASES) {
   describe(`compact weights on ${c.name}`, () => {
-    let cache: string;
+    const cache = TEST_COMPILED_CACHE;
     let path: string;
     let tokenizer: Tokenizer;
     let sequence: number[];
     let reference: Map<number, Float32Array>;
     before(async () => {
-      cache = await mkdtemp(join(tmpdir(), 'attune-compact-'));
       ({ path, tokenizer } = await c.checkpoint());
       const f32 = await open('f32');
       const greedy = await f32.run(request('g', c.prompt, { maxTokens: c.tokens, ignoreEos: true }));
       sequence = [...c.prompt, ...greedy.tokenIds];
       reference = (await f32.run(request('s', sequence, { maxTokens: 1, promptLogprobs: 0, ignoreEos: true }))).logits;
     });
-    after(() => rm(cache, { recursive: true, force: true }));
 
     async function open(format: WeightFormat) {
       const { model } = await storedEngineModel(path, tokenizer, cache, { weights: format });
@@ -142,21 +131,17 @@ for (const c of CASES) {
 describe('calibrators on compact weights keep their identity semantics', () => {
   for (const format of ['int8', 'int4'] as const) {
     it(`${format}: ACT with beta 1, run through the graph with ACT's fragments, is bit-identical to the plain graph`, async () => {
-      const cache = await mkdtemp(join(tmpdir(), 'attune-compact-'));
-      try {
-        const m = await loadLlama2cFixture(stories260K);
-        const prompt = m.tokenizer.encode('Once upon a time, there was a dog', { addBos: true });
-        const facts = { name: 'stories260K', config: m.weights.config, profile: {} };
-        const off = act.resolve({ beta: 1, heads: { 2: [0, 1, 2, 3, 4, 5, 6, 7], 3: [1], 4: [5] } }, facts);
-        const plain = await storedEngineModel(stories260K.checkpoint, m.tokenizer, cache, { weights: format });
-        const forced = await storedEngineModel(stories260K.checkpoint, m.tokenizer, cache, { weights: format, calibrators: [act as AnyCalibrator], plainFastPath: false });
-        assert.ok((await forced.model.graphs.sessionFor([])).graph.rowInputs.some((r) => r.owner === 'act'));
-        const a = await new InProcessEngine(plain.model, {}, true).run(request('p', prompt, { maxTokens: 20, promptLogprobs: 0 }));
-        const b = await new InProcessEngine(forced.model, {}, true).run(request('c', prompt, { maxTokens: 20, promptLogprobs: 0 }, { act: off }));
-        assertBitIdentical(a, b);
-      } finally {
-        await rm(cache, { recursive: true, force: true });
-      }
+      const cache = TEST_COMPILED_CACHE;
+      const m = await loadLlama2cFixture(stories260K);
+      const prompt = m.tokenizer.encode('Once upon a time, there was a dog', { addBos: true });
+      const facts = { name: 'stories260K', config: m.weights.config, profile: {} };
+      const off = act.resolve({ beta: 1, heads: { 2: [0, 1, 2, 3, 4, 5, 6, 7], 3: [1], 4: [5] } }, facts);
+      const plain = await storedEngineModel(stories260K.checkpoint, m.tokenizer, cache, { weights: format });
+      const forced = await storedEngineModel(stories260K.checkpoint, m.tokenizer, cache, { weights: format, calibrators: [act as AnyCalibrator], plainFastPath: false });
+      assert.ok((await forced.model.graphs.sessionFor([])).graph.rowInputs.some((r) => r.owner === 'act'));
+      const a = await new InProcessEngine(plain.model, {}, true).run(request('p', prompt, { maxTokens: 20, promptLogprobs: 0 }));
+      const b = await new InProcessEngine(forced.model, {}, true).run(request('c', prompt, { maxTokens: 20, promptLogprobs: 0 }, { act: off }));
+      assertBitIdentical(a, b);
     });
   }
 });
