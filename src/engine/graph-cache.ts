@@ -124,6 +124,8 @@ export interface StoreRequest {
 /** The store for these weights and format: from the cache, or written (and pre-packed) now. */
 export async function openWeightStore(req: StoreRequest): Promise<OpenedStore> {
   const started = performance.now();
+  // The key is the files' content: weights with no file (in memory) would all share one entry.
+  if (req.files.length === 0) throw new Error(`${req.name}: a weight store is keyed by its checkpoint's files, and this checkpoint has none (in-memory weights go inline)`);
   const key = sha256(
     await contentHash(req.cacheDir, req.files),
     req.part,
