@@ -99,8 +99,7 @@ async function alternate(run: (calibrated: boolean) => Promise<number>): Promise
 }
 
 async function nodeCounts(engine: EngineModel): Promise<{ plain: number; calibrated: number }> {
-  const [plain, calibrated] = await Promise.all([engine.graphs.sessionFor([]), engine.graphs.sessionFor(['act'])]);
-  return { plain: plain.graph.nodeCount, calibrated: calibrated.graph.nodeCount };
+  return { plain: (await engine.graphs.sessionFor([])).graph.nodeCount, calibrated: (await engine.graphs.sessionFor(['act'])).graph.nodeCount };
 }
 
 async function main(): Promise<void> {

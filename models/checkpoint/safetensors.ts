@@ -4,9 +4,10 @@
  * and are returned as Float32Array whatever their stored float width.
  * A sharded checkpoint (`model.safetensors.index.json`) reads as one store.
  */
-import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { readAt } from './read-at.js';
 
 /** Bytes per element; null for sub-byte formats, whose sizes we do not validate. */
 const DTYPE_BYTES: Readonly<Record<string, number | null>> = {
@@ -41,6 +42,8 @@ export interface SafetensorsHeader {
 /** Named tensors readable as float32, from one file or several shards. */
 export interface TensorStore {
   readonly metadata: Readonly<Record<string, string>>;
+  /** The files read (none for an in-memory image). */
+  readonly files: readonly string[];
   names(): string[];
   has(name: string): boolean;
   /** Throws naming the tensor and the source when it is absent. */
@@ -157,7 +160,7 @@ function isCount(v: unknown): boolean {
 /** An in-memory safetensors image (tests, small fixtures). */
 export function safetensorsFromBytes(bytes: Uint8Array, source = '<memory>'): TensorStore {
   const header = parseSafetensorsHeader(headerSlice(bytes, source), bytes.byteLength, source);
-  return storeOver(header, source, async (info) => bytes.subarray(info.fileOffset, info.fileOffset + info.byteLength), async () => {});
+  return storeOver(header, source, [], async (info) => bytes.subarray(info.fileOffset, info.fileOffset + info.byteLength), async () => {});
 }
 
 function headerSlice(bytes: Uint8Array, source: string): Uint8Array {
@@ -180,28 +183,17 @@ async function openSingle(path: string): Promise<TensorStore> {
     if (prefix.byteLength < 8) throw new Error(`${path}: not a safetensors file (shorter than 8 bytes)`);
     const n = checkHeaderLength(new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true), size, path);
     const header = parseSafetensorsHeader(await readAt(fh, 8, n), size, path);
-    return storeOver(header, path, (info) => readAt(fh, info.fileOffset, info.byteLength), () => fh.close());
+    return storeOver(header, path, [path], (info) => readAt(fh, info.fileOffset, info.byteLength), () => fh.close());
   } catch (e) {
     await fh.close();
     throw e;
   }
 }
 
-/** Reads exactly `length` bytes: one read() call may return fewer, and is capped near 2 GiB. */
-async function readAt(fh: FileHandle, position: number, length: number): Promise<Uint8Array> {
-  const buf = new Uint8Array(length);
-  let done = 0;
-  while (done < length) {
-    const { bytesRead } = await fh.read(buf, done, Math.min(length - done, 1 << 30), position + done);
-    if (bytesRead === 0) throw new Error(`unexpected end of file at byte ${position + done}`);
-    done += bytesRead;
-  }
-  return buf;
-}
-
 function storeOver(
   header: SafetensorsHeader,
   source: string,
+  files: readonly string[],
   read: (info: TensorInfo) => Promise<Uint8Array>,
   close: () => Promise<void>,
 ): TensorStore {
@@ -212,6 +204,7 @@ function storeOver(
   };
   return {
     metadata: header.metadata,
+    files,
     names: () => [...header.tensors.keys()],
     has: (name) => header.tensors.has(name),
     info,
@@ -277,6 +270,7 @@ async function openSharded(indexPath: string): Promise<TensorStore> {
   };
   return {
     metadata: {},
+    files: [indexPath, ...[...shards.values()].flatMap((s) => s.files)],
     names: () => Object.keys(weightMap),
     has: (name) => Object.hasOwn(weightMap, name),
     info: (name) => shardOf(name).info(name),

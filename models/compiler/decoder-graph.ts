@@ -28,9 +28,8 @@ export interface CompileOptions {
   name?: string;
 }
 
-/** Everything the engine needs to feed and interpret a compiled graph. */
-export interface CompiledDecoder {
-  bytes: Uint8Array;
+/** Everything the engine needs to feed and interpret a compiled graph (JSON-serialisable). */
+export interface DecoderGraphInfo {
   config: DecoderConfig;
   imageSplice: boolean;
   inputs: readonly ValueInfo[];
@@ -46,6 +45,10 @@ export interface CompiledDecoder {
   /** Owners (calibrator ids) whose fragments are compiled in, in registry order. */
   owners: readonly string[];
   nodeCount: number;
+}
+
+export interface CompiledDecoder extends DecoderGraphInfo {
+  bytes: Uint8Array;
 }
 
 /** Names of the fixed decoder inputs and outputs. */
@@ -206,11 +209,8 @@ export function compileDecoder(model: DecoderWeights | ServedDecoder, options: C
   ]);
   const picked = g.op('GatherElements', [resid, gatherIdx], { axis: attr.int(1) });
   const normed = rmsNorm(picked, W.finalNorm);
-  // Gemm with transB reads the [vocab, dim] table as stored, so a tied classifier shares the
-  // embedding initializer (the provider hands out one value for both names) instead of a transposed copy.
-  const lmHeadTable = weights.tensor(g, W.lmHead);
   const flat = g.op('Reshape', [normed, i64([-1, c.dim])]);
-  const logitsFlat = g.op('Gemm', [flat, lmHeadTable], { transB: attr.int(1) });
+  const logitsFlat = weights.linear(g, flat, W.lmHead);
   const logits = g.op('Reshape', [logitsFlat, g.op('Concat', [shapeOf(logitPositions), i64([c.vocabSize])], { axis: attr.int(0) })]);
   g.output(logits, 'float32', [B, DIM.logitRows, c.vocabSize], DECODER_IO.logits);
 

@@ -1,8 +1,12 @@
 /**
- * The decoder's served weights: the tensors its graph reads, by name, derived from a checkpoint's
- * DecoderWeights. q/k/v are fused into one linear layer and gate/up into another (one MatMul each
- * instead of three and two: tiny models are op-overhead bound). A tied classifier is the embedding
- * array itself, so the two names share one stored tensor.
+ * The decoder's served weights: the tensors its graph reads, by name, derived from a checkpoint.
+ * q/k/v are fused into one linear layer and gate/up into another (one MatMul each instead of three
+ * and two: tiny models are op-overhead bound). The classifier is a linear layer of its own even
+ * when tied: the embedding is gathered row by row, the classifier multiplied (and in compact formats
+ * quantized), so the two are stored in the layout each use wants.
+ *
+ * One plan (served name → checkpoint tensors) feeds both forms: arrays in memory for inline graphs,
+ * and lazy reads for the on-disk weight store, which reads one served weight at a time.
  *
  * Served q/k rows are always in llama2.c's interleaved RoPE layout: HF's rotate_half rows are put
  * back in that order (the inverse of transformers' conversion permutation), so the graph always
@@ -10,8 +14,9 @@
  * changes, and with it the summation order of q·k. This makes an HF conversion of a llama2.c model
  * (tiny-llava's language model is stories260K) compute bit for bit what the original does.
  */
-import type { DecoderWeights } from '../checkpoint/decoder-weights.js';
-import type { InMemoryWeight } from '../onnx/weights.js';
+import type { DecoderConfig, DecoderWeights } from '../checkpoint/decoder-weights.js';
+import { type DecoderCheckpoint, type DecoderTensorRef, type LayerTensor } from '../checkpoint/decoder-checkpoint.js';
+import type { InMemoryWeight, ServedWeights, WeightSpec } from '../onnx/weights.js';
 
 export const DECODER_WEIGHT = {
   embedTokens: 'embed_tokens',
@@ -26,7 +31,37 @@ export const DECODER_WEIGHT = {
   downProj: (l: number) => `layers.${l}.down_proj`,
 } as const;
 
+interface PlannedWeight {
+  spec: WeightSpec;
+  /** Concatenated in this order (for `[out, in]` row-major matrices, stacking rows). */
+  parts: DecoderTensorRef[];
+}
+
+function decoderWeightPlan(c: DecoderConfig, hasQkvBias: boolean): PlannedWeight[] {
+  const q = c.nHeads * c.headDim;
+  const kv = c.nKvHeads * c.headDim;
+  const plan: PlannedWeight[] = [];
+  const tensor = (name: string, dims: number[], ...parts: DecoderTensorRef[]) => plan.push({ spec: { kind: 'tensor', name, dims }, parts });
+  const linear = (name: string, out: number, inDim: number, ...parts: DecoderTensorRef[]) => plan.push({ spec: { kind: 'linear', name, out, in: inDim }, parts });
+  const at = (layer: number, ...tensors: LayerTensor[]) => tensors.map((t): DecoderTensorRef => ({ tensor: t, layer }));
+
+  tensor(DECODER_WEIGHT.embedTokens, [c.vocabSize, c.dim], { tensor: 'tokenEmbedding' });
+  for (let l = 0; l < c.nLayers; l++) {
+    tensor(DECODER_WEIGHT.attnNorm(l), [c.dim], ...at(l, 'attnNorm'));
+    linear(DECODER_WEIGHT.qkvProj(l), q + 2 * kv, c.dim, ...at(l, 'wq', 'wk', 'wv'));
+    if (hasQkvBias) tensor(DECODER_WEIGHT.qkvBias(l), [q + 2 * kv], ...at(l, 'bq', 'bk', 'bv'));
+    linear(DECODER_WEIGHT.oProj(l), c.dim, q, ...at(l, 'wo'));
+    tensor(DECODER_WEIGHT.ffnNorm(l), [c.dim], ...at(l, 'ffnNorm'));
+    linear(DECODER_WEIGHT.gateUpProj(l), 2 * c.hiddenDim, c.dim, ...at(l, 'wGate', 'wUp'));
+    linear(DECODER_WEIGHT.downProj(l), c.dim, c.hiddenDim, ...at(l, 'wDown'));
+  }
+  tensor(DECODER_WEIGHT.finalNorm, [c.dim], { tensor: 'finalNorm' });
+  linear(DECODER_WEIGHT.lmHead, c.vocabSize, c.dim, { tensor: 'lmHead' });
+  return plan;
+}
+
 export function concat(parts: Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0]!;
   const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {
@@ -35,6 +70,8 @@ export function concat(parts: Float32Array[]): Float32Array {
   }
   return out;
 }
+
+const dimsOf = (s: WeightSpec): number[] => (s.kind === 'linear' ? [s.out, s.in] : s.dims);
 
 /**
  * Rows of one projection reordered from rotate_half (pair p = dims p and p + hd/2 of each head) to
@@ -52,27 +89,41 @@ export function toInterleavedRows(a: Float32Array, heads: number, headDim: numbe
   return out;
 }
 
-export function decoderServedWeights(w: DecoderWeights): Map<string, InMemoryWeight> {
-  const c = w.config;
-  const interleave = (a: Float32Array, heads: number, width: number) => (c.ropeStyle === 'rotate_half' ? toInterleavedRows(a, heads, c.headDim, width) : a);
-  const q = c.nHeads * c.headDim;
-  const kv = c.nKvHeads * c.headDim;
-  const m = new Map<string, InMemoryWeight>();
-  const tensor = (name: string, dims: number[], data: Float32Array) => m.set(name, { kind: 'tensor', dims, data });
-  const linear = (name: string, out: number, inDim: number, data: Float32Array) => m.set(name, { kind: 'linear', dims: [out, inDim], data });
+/** A checkpoint tensor as served: q/k rows (and biases) of a rotate_half checkpoint go interleaved. */
+function servedPart(c: DecoderConfig, ref: DecoderTensorRef, data: Float32Array): Float32Array {
+  if (c.ropeStyle !== 'rotate_half') return data;
+  switch (ref.tensor) {
+    case 'wq': return toInterleavedRows(data, c.nHeads, c.headDim, c.dim);
+    case 'wk': return toInterleavedRows(data, c.nKvHeads, c.headDim, c.dim);
+    case 'bq': return toInterleavedRows(data, c.nHeads, c.headDim, 1);
+    case 'bk': return toInterleavedRows(data, c.nKvHeads, c.headDim, 1);
+    default: return data;
+  }
+}
 
-  tensor(DECODER_WEIGHT.embedTokens, [c.vocabSize, c.dim], w.tokenEmbedding);
-  tensor(DECODER_WEIGHT.lmHead, [c.vocabSize, c.dim], w.lmHead);
-  tensor(DECODER_WEIGHT.finalNorm, [c.dim], w.finalNorm);
-  w.layers.forEach((lw, l) => {
-    tensor(DECODER_WEIGHT.attnNorm(l), [c.dim], lw.attnNorm);
-    // [out, in] row-major: stacking the rows of wq, wk, wv is concatenating their arrays.
-    linear(DECODER_WEIGHT.qkvProj(l), q + 2 * kv, c.dim, concat([interleave(lw.wq, c.nHeads, c.dim), interleave(lw.wk, c.nKvHeads, c.dim), lw.wv]));
-    if (lw.bq && lw.bk && lw.bv) tensor(DECODER_WEIGHT.qkvBias(l), [q + 2 * kv], concat([interleave(lw.bq, c.nHeads, 1), interleave(lw.bk, c.nKvHeads, 1), lw.bv]));
-    linear(DECODER_WEIGHT.oProj(l), c.dim, q, lw.wo);
-    tensor(DECODER_WEIGHT.ffnNorm(l), [c.dim], lw.ffnNorm);
-    linear(DECODER_WEIGHT.gateUpProj(l), 2 * c.hiddenDim, c.dim, concat([lw.wGate, lw.wUp]));
-    linear(DECODER_WEIGHT.downProj(l), c.dim, c.hiddenDim, lw.wDown);
-  });
-  return m;
+/** Served weights read lazily from a checkpoint: each read holds one served tensor's parts. */
+export function decoderServedFromCheckpoint(ckpt: DecoderCheckpoint): ServedWeights {
+  return new Map(decoderWeightPlan(ckpt.config, ckpt.hasQkvBias).map(({ spec, parts }) => [
+    spec.name,
+    {
+      kind: spec.kind,
+      dims: dimsOf(spec),
+      classifier: spec.name === DECODER_WEIGHT.lmHead,
+      read: async () => {
+        const arrays: Float32Array[] = [];
+        for (const p of parts) arrays.push(servedPart(ckpt.config, p, await ckpt.read(p)));
+        return concat(arrays);
+      },
+    },
+  ]));
+}
+
+/** Served weights as arrays in memory (inline graphs: tests and small models). */
+export function decoderServedWeights(w: DecoderWeights): Map<string, InMemoryWeight> {
+  const hasQkvBias = w.layers.every((l) => l.bq && l.bk && l.bv);
+  const array = (ref: DecoderTensorRef): Float32Array => ('layer' in ref ? w.layers[ref.layer]![ref.tensor]! : w[ref.tensor]);
+  return new Map(decoderWeightPlan(w.config, hasQkvBias).map(({ spec, parts }) => [
+    spec.name,
+    { kind: spec.kind, dims: dimsOf(spec), data: concat(parts.map((p) => servedPart(w.config, p, array(p)))), classifier: spec.name === DECODER_WEIGHT.lmHead },
+  ]));
 }

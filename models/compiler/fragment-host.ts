@@ -102,7 +102,8 @@ export class FragmentHost {
     let out = x;
     for (const f of fragments) {
       if (f.hook !== kind || (f.layers && !f.layers(layer, this.config))) continue;
-      out = f.build(out, this.contextFor(layer, kind, f.owner, x));
+      const input = out;
+      out = this.g.scoped(f.owner, () => f.build(input, this.contextFor(layer, kind, f.owner, x)));
     }
     return out;
   }

@@ -7,7 +7,7 @@
  */
 import { onnx, type OnnxNamespace } from './onnx-proto.js';
 
-export type DType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool';
+export type DType = 'float32' | 'float16' | 'int64' | 'int32' | 'uint8' | 'bool';
 /** A dimension: a fixed size, or a symbolic name shared across inputs (e.g. 'batch'). */
 export type Dim = number | string;
 
@@ -16,6 +16,7 @@ const ONNX_DTYPE: Record<DType, number> = {
   float16: onnx.TensorProto.DataType.FLOAT16,
   int64: onnx.TensorProto.DataType.INT64,
   int32: onnx.TensorProto.DataType.INT32,
+  uint8: onnx.TensorProto.DataType.UINT8,
   bool: onnx.TensorProto.DataType.BOOL,
 };
 
@@ -47,6 +48,27 @@ export interface ValueInfo {
   dims: Dim[];
 }
 
+const DTYPE_BYTES: Record<DType, number> = { float32: 4, float16: 2, int64: 8, int32: 4, uint8: 1, bool: 1 };
+
+/** Where an external initializer's bytes are: a file beside the model (ONNX external data). */
+export interface ExternalRef {
+  /** The file name, relative to the model file's folder. */
+  location: string;
+  offset: number;
+  length: number;
+  /**
+   * onnxruntime's serialized pre-packed forms of this tensor, in the same file: each under the key
+   * ORT files them by (`<op type>+<hash of the packed bytes>`). ORT maps them instead of packing
+   * the weight again in every session.
+   */
+  prepacked?: readonly PrepackedRef[];
+}
+
+export interface PrepackedRef {
+  key: string;
+  blobs: readonly { offset: number; length: number }[];
+}
+
 type TensorData = Float32Array | BigInt64Array | Int32Array | Uint8Array | Uint16Array;
 
 /** Names are unique across a model and its subgraphs, so one registry serves them all. */
@@ -67,6 +89,8 @@ export class GraphBuilder {
   /** The enclosing graph of a subgraph; null for the model's graph. */
   private readonly parent: GraphBuilder | null;
   private readonly subgraphs: GraphBuilder[] = [];
+  /** Prefix of node names (`scoped`): who added a node stays readable in the model. */
+  private nodeScope = '';
 
   constructor(readonly graphName: string, readonly opset = 17, parent: GraphBuilder | null = null) {
     this.parent = parent;
@@ -133,10 +157,51 @@ export class GraphBuilder {
   initializer(name: string, dtype: DType, dims: number[], data: TensorData): Value {
     if (this.parent) return this.root.initializer(name, dtype, dims, data);
     const count = dims.reduce((a, b) => a * b, 1);
-    if (data.length !== count) throw new Error(`initializer ${name}: ${data.length} elements for dims [${dims}]`);
+    // Raw bytes may carry any dtype (encoded weights); typed arrays must match the element count.
+    const elements = data instanceof Uint8Array && dtype !== 'uint8' && dtype !== 'bool' ? data.byteLength / DTYPE_BYTES[dtype] : data.length;
+    if (elements !== count) throw new Error(`initializer ${name}: ${elements} elements for dims [${dims}]`);
     const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     this.initializers.push({ name: this.claim(name), dataType: ONNX_DTYPE[dtype], dims, rawData: raw });
     return new Value(name, this);
+  }
+
+  /**
+   * A tensor whose bytes live in a file beside the model, so the protobuf stays small (it cannot
+   * exceed 2 GiB) and every graph of a model can point at the same bytes.
+   */
+  externalInitializer(name: string, dtype: DType, dims: number[], ref: ExternalRef): Value {
+    if (this.parent) return this.root.externalInitializer(name, dtype, dims, ref);
+    this.initializers.push({
+      name: this.claim(name),
+      dataType: ONNX_DTYPE[dtype],
+      dims,
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: ref.location },
+        { key: 'offset', value: String(ref.offset) },
+        { key: 'length', value: String(ref.length) },
+        // ORT's format: `key|offset;length;checksum[|…]`, one entry per key (checksum unused).
+        ...(ref.prepacked ?? []).map((p, i) => ({
+          key: `prepacked_${i}`,
+          value: [p.key, ...p.blobs.map((b) => `${b.offset};${b.length};0`)].join('|'),
+        })),
+      ],
+    });
+    return new Value(name, this);
+  }
+
+  /**
+   * Runs `build` with node names prefixed by `scope/`, so who added a node stays readable in the
+   * model (a calibrator's fragment nodes carry its id).
+   */
+  scoped<T>(scope: string, build: () => T): T {
+    const outer = this.nodeScope;
+    this.nodeScope = `${outer}${scope}/`;
+    try {
+      return build();
+    } finally {
+      this.nodeScope = outer;
+    }
   }
 
   /** Small constants, de-duplicated so repeated shapes and scalars share one initializer. */
@@ -183,7 +248,7 @@ export class GraphBuilder {
     this.nodes.push({
       opType,
       domain,
-      name: this.fresh(`n_${opType}`),
+      name: this.nodeScope + this.fresh(`n_${opType}`),
       input: inputs.map((i) => (i ? i.name : '')),
       output: outs,
       attribute: Object.entries(attrs).map(([name, a]) => toAttributeProto(name, a)),

@@ -6,6 +6,7 @@
  * such as MatMulNBits later), so the decoder and the vision tower get the same mechanism for free.
  */
 import type { GraphBuilder, Value } from './graph-builder.js';
+import { emitLinear, encodeLinear, type WeightFormat } from './weight-format.js';
 
 /** One served weight. Linear weights are described `[out, in]`, nn.Linear's layout. */
 export type WeightSpec =
@@ -25,29 +26,46 @@ export interface InMemoryWeight {
   kind: WeightSpec['kind'];
   dims: number[];
   data: Float32Array;
+  /** The LM head: compact formats keep it at higher precision. */
+  classifier?: boolean;
 }
 
 /**
- * Inline float32 initializers from arrays in memory (tests, small models). Two names backed by the
- * same array (a tied classifier) share one initializer. A linear weight is stored transposed,
- * `[in, out]`, so MatMul reads it without a Transpose at run time.
+ * A served tensor read on demand, so a store can be written one tensor at a time from a checkpoint
+ * of any size. `read` returns float32 values in the `dims` layout (linear: `[out, in]`).
  */
-export function inlineWeights(tensors: ReadonlyMap<string, InMemoryWeight>): WeightProvider {
-  const perGraph = new WeakMap<GraphBuilder, Map<Float32Array, Value>>();
+export interface ServedWeight {
+  kind: WeightSpec['kind'];
+  dims: number[];
+  /** The LM head: compact formats keep it at higher precision. */
+  classifier?: boolean;
+  read(): Promise<Float32Array>;
+}
+
+/** A model part's served weights by name (the decoder's, a vision tower's). */
+export type ServedWeights = ReadonlyMap<string, ServedWeight>;
+
+/** Served weights over arrays already in memory. */
+export function servedFromMemory(tensors: ReadonlyMap<string, InMemoryWeight>): ServedWeights {
+  return new Map([...tensors].map(([name, t]) => [name, { kind: t.kind, dims: t.dims, classifier: t.classifier, read: async () => t.data }]));
+}
+
+/**
+ * Inline initializers from arrays in memory (tests, small models), in any weight format. A weight
+ * used twice in one graph is emitted once.
+ */
+export function inlineWeights(tensors: ReadonlyMap<string, InMemoryWeight>, format: WeightFormat = 'f32'): WeightProvider {
+  const perGraph = new WeakMap<GraphBuilder, Map<string, Value[]>>();
   const lookup = (name: string): InMemoryWeight => {
     const t = tensors.get(name);
     if (!t) throw new Error(`no weight named ${name}`);
     return t;
   };
-  const emit = (g: GraphBuilder, name: string, make: () => { dims: number[]; data: Float32Array }, key: Float32Array): Value => {
+  const emitted = (g: GraphBuilder, name: string, make: () => Value[]): Value[] => {
     let cache = perGraph.get(g);
     if (!cache) perGraph.set(g, (cache = new Map()));
-    let v = cache.get(key);
-    if (!v) {
-      const { dims, data } = make();
-      v = g.initializer(name, 'float32', dims, data);
-      cache.set(key, v);
-    }
+    let v = cache.get(name);
+    if (!v) cache.set(name, (v = make()));
     return v;
   };
   return {
@@ -55,24 +73,18 @@ export function inlineWeights(tensors: ReadonlyMap<string, InMemoryWeight>): Wei
     tensor(g, name) {
       const t = lookup(name);
       if (t.kind !== 'tensor') throw new Error(`${name} is a linear weight; use linear()`);
-      return emit(g, name, () => t, t.data);
+      return emitted(g, name, () => [g.initializer(name, 'float32', t.dims, t.data)])[0]!;
     },
     linear(g, x, name) {
       const t = lookup(name);
       if (t.kind !== 'linear') throw new Error(`${name} is not a linear weight`);
       const [out, inDim] = t.dims as [number, number];
-      const w = emit(g, name, () => ({ dims: [inDim, out], data: transpose2d(t.data, out, inDim) }), t.data);
-      return g.op('MatMul', [x, w]);
+      const enc = encodeLinear(format, t.data, out, inDim, t.classifier === true);
+      const arrays = emitted(g, name, () => enc.tensors.map((e) => g.initializer(storedName(name, e.role), e.dtype, e.dims, e.bytes)));
+      return emitLinear(g, x, enc.kernel, out, inDim, arrays);
     },
   };
 }
 
-/** `[rows, cols]` row-major → `[cols, rows]` row-major. */
-export function transpose2d(a: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) {
-    const base = r * cols;
-    for (let col = 0; col < cols; col++) out[col * rows + r] = a[base + col]!;
-  }
-  return out;
-}
+/** The initializer name of one stored array of a served weight. */
+export const storedName = (name: string, role: string): string => (role === 'weight' ? name : `${name}.${role}`);

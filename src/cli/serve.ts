@@ -9,6 +9,7 @@ import { loadModelAssets } from '../api/model-assets.js';
 import { serveHelp } from '../config/help.js';
 import { ConfigError, loadServerConfig } from '../config/load-config.js';
 import { EngineClient } from '../engine/engine-client.js';
+import { formatLoadTimes } from '../engine/load-times.js';
 import { buildServer } from '../server.js';
 
 /** If something still holds the event loop after a clean shutdown, do not hang the orchestrator. */
@@ -73,6 +74,10 @@ export async function run(argv: string[]): Promise<number> {
     }
     throw e;
   }
+  app.log.info(
+    { weights: config.engine.weights, loadSeconds: Number((engine.info.loadMs / 1000).toFixed(2)) },
+    `model loaded: ${formatLoadTimes(engine.info.load)}`,
+  );
   app.log.info(
     { model: model.name, maxModelLen: engine.info.maxModelLen, auth: config.apiKeys.length > 0 ? `${config.apiKeys.length} key(s)` : 'off', calibrators: engine.info.calibrators },
     'attune is serving',

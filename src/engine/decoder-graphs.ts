@@ -1,38 +1,142 @@
 /**
- * The compiled decoder graphs of one model, as the engine sees them: a session per set of active
- * calibrators (the empty set is the plain graph). Rows whose sets map to the same graph can share a
- * forward call.
+ * A model's graphs, one per set of active calibrators, compiled and opened on first use: a row pays
+ * only for the fragments of the calibrators it uses (the empty set is the plain graph). Sessions
+ * are kept in a least-recently-used list of bounded length; every graph of a model reads the same
+ * weights (the weight store, memory-mapped once), so a graph costs its activations, not a copy of
+ * the weights.
  */
-import type { RowStateSpec } from '../../models/compiler/hooks.js';
-import type { DecoderSession } from './ort-session.js';
+import type { AnyCalibrator, ModelFacts } from '../../calibrators/calibrator.js';
+import type { HookFragment, RowStateSpec } from '../../models/compiler/hooks.js';
+import { DecoderSession, type LoadableGraph, type SessionOptions } from './ort-session.js';
 
-export interface DecoderGraphs {
-  /** The graph for a set of calibrator ids (registry order); `[]` is the plain graph. */
-  sessionFor(ids: readonly string[]): Promise<DecoderSession>;
-  /** Names the graph `sessionFor(ids)` returns: rows with equal keys run in one call. */
-  keyFor(ids: readonly string[]): string;
-  /** Every state any graph of the model declares (the KV cache first): the slot pool holds them all. */
+/** What the engine asks of a model's graphs. */
+export interface EngineGraphs {
+  /** Every state any graph may carry (the KV cache and each calibrator's), for the slot pool. */
   readonly states: readonly RowStateSpec[];
+  /** The session whose graph holds the fragments of exactly these calibrators (order-free). */
+  sessionFor(calibratorIds: readonly string[]): Promise<DecoderSession>;
+  /** Names the graph `sessionFor(ids)` returns: rows with equal keys run in one call. */
+  keyFor(calibratorIds: readonly string[]): string;
   /** The execution provider the sessions run on. */
   readonly provider: string;
 }
 
-/**
- * Two graphs: every calibrator's fragments in one, none in the other (`plainFastPath`; without it
- * every row runs the calibrated graph, with identity inputs where its calibrators are off).
- */
-export function twoGraphs(calibrated: DecoderSession | null, plain: DecoderSession | null): DecoderGraphs {
-  const full = calibrated ?? plain;
-  if (!full) throw new Error('engine needs at least one compiled graph');
-  const pick = (ids: readonly string[]) => (ids.length > 0 || !plain ? calibrated : plain);
-  return {
-    async sessionFor(ids) {
-      const s = pick(ids);
-      if (!s) throw new Error(`no graph holds calibrators ${ids.join(', ')}`);
-      return s;
-    },
-    keyFor: (ids) => (pick(ids) === plain ? 'plain' : 'calibrated'),
-    states: full.graph.states,
-    provider: full.provider,
-  };
+/** Compiles the graph for a fragment set, or fetches it from a cache; `describe` keys it there. */
+export type GraphCompiler = (fragments: readonly HookFragment[], name: string, describe: string) => Promise<{ graph: LoadableGraph; compileMs: number }>;
+
+export interface DecoderGraphsOptions {
+  name: string;
+  compiler: GraphCompiler;
+  calibrators: readonly AnyCalibrator[];
+  facts: ModelFacts;
+  /** Fragments compiled into every calibrated graph (tests, benchmarks). */
+  extraFragments?: readonly HookFragment[];
+  /** False: every step runs the graph with every calibrator's fragments (identity checks). */
+  perSet: boolean;
+  /** Sessions kept open at once. */
+  maxGraphs: number;
+  session: SessionOptions;
+}
+
+export interface GraphLoadTimes {
+  compileMs: number;
+  sessionMs: number;
+}
+
+export class DecoderGraphs implements EngineGraphs {
+  private readonly open = new Map<string, Promise<DecoderSession>>();
+  private readonly fragmentsOf: ReadonlyMap<string, readonly HookFragment[]>;
+  readonly times: GraphLoadTimes = { compileMs: 0, sessionMs: 0 };
+  private firstProvider: string | null = null;
+
+  private constructor(private readonly opts: DecoderGraphsOptions, readonly states: readonly RowStateSpec[], fragmentsOf: Map<string, readonly HookFragment[]>) {
+    this.fragmentsOf = fragmentsOf;
+  }
+
+  /** Learns every state from the all-calibrators graph, then opens the graph unmarked rows run. */
+  static async create(opts: DecoderGraphsOptions): Promise<DecoderGraphs> {
+    const fragmentsOf = new Map<string, readonly HookFragment[]>();
+    for (const c of opts.calibrators) {
+      const f = c.fragments(opts.facts);
+      if (f.length) fragmentsOf.set(c.id, f);
+    }
+    const all = [...fragmentsOf.keys()].sort();
+    const full = await compileSet(opts, fragmentsOf, all, true);
+    const graphs = new DecoderGraphs(opts, full.graph.states, fragmentsOf);
+    graphs.times.compileMs += full.compileMs;
+    await graphs.sessionFor([]);
+    return graphs;
+  }
+
+  /** The execution provider sessions run on (known once one is open). */
+  get provider(): string {
+    return this.firstProvider ?? 'cpu';
+  }
+
+  /** Fragment sets with an open session, least recently used first (tests, diagnostics). */
+  get openSets(): string[][] {
+    return [...this.open.keys()].map((k) => (k ? k.split(',') : []));
+  }
+
+  /** The fragment set a row with these calibrators runs: its own (per set), or every calibrator's. */
+  private setOf(calibratorIds: readonly string[]): string[] {
+    return this.opts.perSet ? [...new Set(calibratorIds)].filter((id) => this.fragmentsOf.has(id)).sort() : [...this.fragmentsOf.keys()].sort();
+  }
+
+  keyFor(calibratorIds: readonly string[]): string {
+    return this.setOf(calibratorIds).join(',');
+  }
+
+  sessionFor(calibratorIds: readonly string[]): Promise<DecoderSession> {
+    const ids = this.setOf(calibratorIds);
+    const key = ids.join(',');
+    const hit = this.open.get(key);
+    if (hit) {
+      // Most recently used last.
+      this.open.delete(key);
+      this.open.set(key, hit);
+      return hit;
+    }
+    const opening = this.openSession(ids);
+    this.open.set(key, opening);
+    // A failed open is forgotten, so the next request tries again.
+    opening.catch(() => this.open.get(key) === opening && this.open.delete(key));
+    this.evict(key);
+    return opening;
+  }
+
+  private async openSession(ids: readonly string[]): Promise<DecoderSession> {
+    // The plain graph has no fragments at all; test fragments ride along with any calibrated set.
+    const { graph, compileMs } = await compileSet(this.opts, this.fragmentsOf, ids, ids.length > 0 || !this.opts.perSet);
+    const started = performance.now();
+    const session = await DecoderSession.create(graph, this.opts.session);
+    this.times.compileMs += compileMs;
+    this.times.sessionMs += performance.now() - started;
+    this.firstProvider ??= session.provider;
+    return session;
+  }
+
+  private evict(keep: string): void {
+    for (const [key, session] of this.open) {
+      if (this.open.size <= this.opts.maxGraphs) break;
+      if (key === keep) continue;
+      this.open.delete(key);
+      void session.then((s) => s.release(), () => {});
+    }
+  }
+
+  async release(): Promise<void> {
+    const sessions = [...this.open.values()];
+    this.open.clear();
+    await Promise.all(sessions.map((s) => s.then((x) => x.release(), () => {})));
+  }
+}
+
+function compileSet(opts: DecoderGraphsOptions, fragmentsOf: ReadonlyMap<string, readonly HookFragment[]>, ids: readonly string[], withExtra: boolean) {
+  const extra = withExtra ? opts.extraFragments ?? [] : [];
+  const fragments = [...ids.flatMap((id) => fragmentsOf.get(id) ?? []), ...extra];
+  const suffix = ids.length ? ids.join('+') : fragments.length ? 'hooked' : 'plain';
+  // Everything the graph depends on besides the compiler's code (which the cache hashes itself).
+  const describe = JSON.stringify({ calibrators: ids, extra: extra.map((f) => `${f.owner}:${f.hook}`), profile: opts.facts.profile, config: opts.facts.config });
+  return opts.compiler(fragments, `${opts.name}_${suffix}`, describe);
 }

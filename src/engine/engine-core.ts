@@ -16,9 +16,9 @@ import type { RowInputSpec } from '../../models/compiler/hooks.js';
 import { DECODER_IO } from '../../models/compiler/decoder-graph.js';
 import type { EngineEvent, GenerationRequest, TokenLogprobs } from './types.js';
 import type { EngineOptions } from './engine-options.js';
-import type { DecoderGraphs } from './decoder-graphs.js';
 import type { ImageEncoder } from './image-encoder.js';
 import { OrtTensorCtor, type DecoderSession, type OrtTensor } from './ort-session.js';
+import type { EngineGraphs } from './decoder-graphs.js';
 import { SlotPool, type SlotHandle } from './slot-pool.js';
 import { buildStepFeeds, logitRowIndex, stepShape, type StepRow, type StepShape } from './step-feeds.js';
 import { RowSampler } from './sampling/row-sampler.js';
@@ -34,7 +34,8 @@ export interface EngineModel {
   /** What calibrators may know of the model (profile, vision facts). */
   facts: ModelFacts;
   tokenizer: Tokenizer;
-  graphs: DecoderGraphs;
+  /** One graph per set of active calibrators (the empty set is the plain graph). */
+  graphs: EngineGraphs;
   /** The vision tower of an LVLM; null for text-only models. */
   vision: ImageEncoder | null;
   /** In registry order: fragments compose, and calibrators run, in this order. */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
+import { WEIGHT_FORMATS } from '../../models/onnx/weight-format.js';
 
-/** Engine knobs. Defaults suit a 2-core CPU host and a small model. */
+/** Engine knobs. Defaults suit a 2-core CPU host (measured: README "Threads"). */
 export const EngineOptionsSchema = z.object({
   /** Rows decoded together (KV slots). */
   maxBatch: z.number().int().min(1).max(256).default(16),
@@ -14,8 +15,14 @@ export const EngineOptionsSchema = z.object({
   threads: z.number().int().min(1).max(64).default(1),
   /** Execution providers to try before CPU, e.g. ["cuda"]. */
   providers: z.array(z.string()).default([]),
-  /** Also compile a graph without calibrator fragments, used for steps where no row is calibrated. */
+  /** Per calibrator set graphs; false: every step runs the graph with every calibrator's fragments. */
   plainFastPath: z.boolean().default(true),
+  /** How linear layers' weights are stored and computed (models/onnx/weight-format.ts). */
+  weights: z.enum(WEIGHT_FORMATS).default('f32'),
+  /** Graphs (one per set of active calibrators) kept open at once, least recently used evicted. */
+  maxGraphs: z.number().int().min(1).max(64).default(4),
+  /** Where weight stores and compiled graphs are cached; default ATTUNE_COMPILED_CACHE or ~/.cache/attune/compiled. */
+  compiledCacheDir: z.string().min(1).optional(),
 });
 export type EngineOptions = z.infer<typeof EngineOptionsSchema>;
 export type EngineOptionsInput = z.input<typeof EngineOptionsSchema>;

@@ -4,6 +4,7 @@ import type { VisionFacts } from '../../calibrators/calibrator.js';
 import type { ResolvedModel } from '../../models/resolve.js';
 import type { ModelProfile } from '../../models/profiles/profile.js';
 import type { EngineOptions } from './engine-options.js';
+import type { LoadTimes } from './load-times.js';
 import type { EngineEvent, GenerationRequest } from './types.js';
 
 export interface WorkerInit {
@@ -32,6 +33,8 @@ export interface ModelInfo {
   vision: VisionFacts | null;
   provider: string;
   loadMs: number;
+  /** Where the load time went: reading and encoding weights, pre-packing, compiling, sessions. */
+  load: LoadTimes;
 }
 
 export type ToWorker =

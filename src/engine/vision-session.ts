@@ -20,22 +20,27 @@ export interface EncodedImage {
   taps: Record<string, Record<string, TapValue>>;
 }
 
+/** A vision graph to open: its model bytes (weights inline), or a model file over a weight store. */
+export type LoadableVision = Omit<CompiledVision, 'bytes'> & ({ bytes: Uint8Array } | { path: string });
+
 export class VisionSession {
   /** Floats in one preprocessed image, `C·H·W`. */
   readonly pixelsPerImage: number;
 
   private constructor(
     private readonly session: ort.InferenceSession,
-    readonly graph: CompiledVision,
+    readonly graph: Omit<CompiledVision, 'bytes'>,
     readonly provider: string,
   ) {
     const c = graph.config;
     this.pixelsPerImage = c.nChannels * c.imageSize * c.imageSize;
   }
 
-  static async create(graph: CompiledVision, opts: SessionOptions = {}): Promise<VisionSession> {
-    const { session, provider } = await createOrtSession(graph.bytes, opts);
-    return new VisionSession(session, graph, provider);
+  static async create(graph: LoadableVision, opts: SessionOptions = {}): Promise<VisionSession> {
+    const { session, provider } = await createOrtSession('path' in graph ? graph.path : graph.bytes, opts);
+    // The session keeps the graph's description, not its bytes.
+    const { bytes: _bytes, path: _path, ...info } = graph as LoadableVision & { bytes?: Uint8Array; path?: string };
+    return new VisionSession(session, info, provider);
   }
 
   /** Encodes `images` (each `[C, H, W]`, as preprocessing produces it) in one batch, results in order. */

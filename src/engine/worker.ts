@@ -15,7 +15,7 @@ const post = (m: FromWorker) => port.postMessage(m);
 async function main(): Promise<void> {
   const init = workerData as WorkerInit;
   const started = performance.now();
-  const model = await loadEngineModel(init.model, init.options, init.profile);
+  const { model, times } = await loadEngineModel(init.model, init.options, init.profile);
   const probes = new Map<string, number>();
 
   const core = new EngineCore(model, init.options, (events) => {
@@ -76,6 +76,7 @@ async function main(): Promise<void> {
       vision: model.facts.vision ?? null,
       provider: model.graphs.provider,
       loadMs: performance.now() - started,
+      load: times,
     },
   });
 

@@ -3,7 +3,7 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { stories260K } from '../helpers/models-dir.js';
 import { loadLlama2cFixture, fixtureEngineModel, type FixtureModel } from '../helpers/load-fixture-model.js';
-import { InProcessEngine, request } from '../helpers/engine-harness.js';
+import { assertBitIdentical, InProcessEngine, request } from '../helpers/engine-harness.js';
 import { noopFragments } from '../../models/compiler/noop-fragments.js';
 import { HOOK_KINDS } from '../../models/compiler/hooks.js';
 
@@ -30,12 +30,6 @@ describe('identity: no-op fragments at every hook', () => {
       runs.push(await engine.run(request('x', prompt, { maxTokens: 40, promptLogprobs: 0 })));
     }
     const [plain, withHooks] = runs as [NonNullable<(typeof runs)[0]>, NonNullable<(typeof runs)[0]>];
-    assert.deepEqual(withHooks.tokenIds, plain.tokenIds);
-    assert.equal(withHooks.logits.size, plain.logits.size);
-    for (const [pos, logits] of plain.logits) {
-      const other = withHooks.logits.get(pos)!;
-      const firstDiff = logits.findIndex((v, i) => !Object.is(v, other[i]));
-      assert.equal(firstDiff, -1, `position ${pos}: logits differ at vocab index ${firstDiff}`);
-    }
+    assertBitIdentical(plain, withHooks);
   });
 });

@@ -2,6 +2,7 @@
  * Runs the real EngineCore in-process (real ORT sessions, no worker) so tests can tap raw logits.
  * The worker path is covered separately by tests that go through EngineClient.
  */
+import assert from 'node:assert/strict';
 import { EngineCore, type EngineModel } from '../../src/engine/engine-core.js';
 import { EngineOptionsSchema, type EngineOptionsInput } from '../../src/engine/engine-options.js';
 import { GREEDY_DEFAULTS } from '../../src/engine/sampling/defaults.js';
@@ -70,4 +71,15 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
+}
+
+/** Two runs gave the same tokens and bit for bit the same logits at every position. */
+export function assertBitIdentical(a: RunResult, b: RunResult): void {
+  assert.deepEqual(b.tokenIds, a.tokenIds);
+  assert.equal(b.logits.size, a.logits.size);
+  for (const [pos, logits] of a.logits) {
+    const other = b.logits.get(pos)!;
+    const firstDiff = logits.findIndex((v, i) => !Object.is(v, other[i]));
+    assert.equal(firstDiff, -1, `position ${pos}: logits differ at vocab index ${firstDiff}`);
+  }
 }

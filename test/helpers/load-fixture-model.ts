@@ -1,14 +1,15 @@
-/** Loads a shared test model's weights and tokenizer, and builds an in-process engine model. */
+/** Loads a shared test model's weights and tokenizer, and builds an in-process engine model (inline or over a weight store). */
 import { readFileSync } from 'node:fs';
-import { parseLlama2cCheckpoint } from '../../models/checkpoint/llama2c.js';
+import { openLlama2cCheckpoint, parseLlama2cCheckpoint } from '../../models/checkpoint/llama2c.js';
 import type { DecoderWeights } from '../../models/checkpoint/decoder-weights.js';
 import { loadLlama2cTokenizer } from '../../models/tokenizers/llama2c-tokenizer.js';
 import type { Tokenizer } from '../../models/tokenizers/tokenizer.js';
 import type { HookFragment } from '../../models/compiler/hooks.js';
 import type { AnyCalibrator } from '../../calibrators/calibrator.js';
 import type { ModelProfile } from '../../models/profiles/profile.js';
-import { buildEngineModel } from '../../src/engine/load-engine-model.js';
-import type { EngineModel } from '../../src/engine/engine-core.js';
+import { buildEngineModel, buildStoredEngineModel, type LoadedEngineModel } from '../../src/engine/load-engine-model.js';
+import type { LoadTimes } from '../../src/engine/load-times.js';
+import type { WeightFormat } from '../../models/onnx/weight-format.js';
 
 export interface FixtureModel {
   weights: DecoderWeights;
@@ -28,7 +29,7 @@ export interface FixtureEngineOptions {
   name?: string;
 }
 
-export function fixtureEngineModel(m: FixtureModel, opts: FixtureEngineOptions = {}): Promise<EngineModel> {
+export function fixtureEngineModel(m: FixtureModel, opts: FixtureEngineOptions = {}): Promise<LoadedEngineModel> {
   return buildEngineModel({
     name: opts.name ?? 'fixture',
     weights: m.weights,
@@ -38,4 +39,32 @@ export function fixtureEngineModel(m: FixtureModel, opts: FixtureEngineOptions =
     extraFragments: opts.extraFragments,
     options: { threads: 1, providers: [], plainFastPath: opts.plainFastPath ?? true },
   });
+}
+
+export interface StoredEngineOptions extends FixtureEngineOptions {
+  weights?: WeightFormat;
+  maxGraphs?: number;
+  threads?: number;
+}
+
+/**
+ * The serving path: a llama2.c file on disk → a weight store in `cacheDir` → graphs over it
+ * (external data, memory-mapped, pre-packed weights from the store).
+ */
+export async function storedEngineModel(checkpointPath: string, tokenizer: Tokenizer, cacheDir: string, opts: StoredEngineOptions = {}): Promise<{ model: LoadedEngineModel; times: LoadTimes }> {
+  const checkpoint = await openLlama2cCheckpoint(checkpointPath);
+  try {
+    return await buildStoredEngineModel({
+      name: opts.name ?? 'fixture',
+      checkpoint,
+      tokenizer,
+      profile: opts.profile ?? {},
+      calibrators: opts.calibrators ?? [],
+      extraFragments: opts.extraFragments,
+      options: { threads: opts.threads ?? 1, providers: [], plainFastPath: opts.plainFastPath ?? true, weights: opts.weights ?? 'f32', maxGraphs: opts.maxGraphs },
+      cacheDir,
+    });
+  } finally {
+    await checkpoint.close();
+  }
 }
