@@ -6,8 +6,8 @@
  * plain, PAINT (edit only) and PAINT with guidance, as ratios against plain; and guidance's cost
  * factor, the decode step time with guidance over without (2 would be exactly twice the work).
  *
- * The engine is built with PAINT as its only calibrator, so the calibrated graph holds PAINT's
- * fragments alone (a served model's calibrated graph holds every calibrator's). Images are random
+ * The engine is built with PAINT as its only calibrator; a served engine registers them all but runs
+ * a PAINT row on the graph compiled for {paint}, so these are the served figures too. Images are random
  * pixels; each variant runs in turn within every repeat, so machine noise hits them alike.
  */
 import { resolveModel } from '../../models/resolve.js';
