@@ -59,8 +59,13 @@ describe('failure accounting and logs', () => {
       c.socket.resetAndDestroy();
     }
     await waitFor(() => s.app.attune.admission.admitted === 0 && engine.stats.slotsInUse === 0, 'the aborted streams to be released');
+    // A reset can beat the request to the server (then there is no request to count), and a request
+    // still on its way in when the slots are free is counted a moment later: so every request the
+    // server logged must come to be counted as aborted, and almost all of them reach it.
+    const seen = () => logs.filter((l) => l.msg === 'incoming request' && l.req?.url === '/v1/completions').length;
+    await waitFor(async () => (await failures('aborted')) === seen(), 'every request the server saw to be counted as aborted');
+    assert.ok(seen() >= tries - 10, `${seen()} of ${tries} requests reached the server`);
     assert.equal(await failures('internal'), 0);
-    assert.equal(await failures('aborted'), tries);
     assert.deepEqual(errorLines(), []);
   });
 
