@@ -22,23 +22,7 @@ import { GREEDY_DEFAULTS } from '../src/engine/sampling/defaults.js';
 import type { EngineEvent } from '../src/engine/types.js';
 import { settledMemoryFigures, type MemoryFigures } from './process-memory.js';
 import { measureLlamaCpp } from './scale-llama-cpp.js';
-
-export const DECODE_TOKENS = 32;
-export const BATCH = 8;
-export const PREFILL_TOKENS = 128;
-
-/** One measurement, tokens/s. */
-export interface Sample {
-  decode1: number;
-  batch8: number;
-  prefill128: number;
-}
-
-/** llama.cpp's measurement taken right after attune's, under the same machine load. */
-export interface LlamaSample extends Sample {
-  /** Peak RSS of llama-bench, bytes (its model file is memory-mapped). */
-  peakRss: number;
-}
+import { BATCH, DECODE_TOKENS, PREFILL_TOKENS, type LlamaSample, type Sample } from './scale-workload.js';
 
 export interface ThreadRun {
   threads: number;

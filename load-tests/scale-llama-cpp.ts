@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { WeightFormat } from '../models/onnx/weight-format.js';
-import { BATCH, DECODE_TOKENS, PREFILL_TOKENS, type LlamaSample } from './scale-attune.js';
+import { BATCH, DECODE_TOKENS, PREFILL_TOKENS, type LlamaSample } from './scale-workload.js';
 
 /** llama.cpp's type at the precision each attune format matches. */
 export const LLAMA_TYPE: Record<WeightFormat, string> = { f32: 'F32', f16: 'F16', int8: 'Q8_0', int4: 'Q4_0' };

@@ -15,14 +15,7 @@ export type HookKind = (typeof HOOK_KINDS)[number];
 
 export const hookName = (layer: number, kind: HookKind): string => `blocks.${layer}.${kind}`;
 
-/** Symbolic dims of the decoder graph; per-row inputs and states are declared in these terms. */
-export const DIM = {
-  batch: 'batch',
-  queries: 'new_tokens',
-  past: 'past_capacity',
-  keys: 'total_keys',
-  logitRows: 'logit_rows',
-} as const;
+export { DIM } from './dims.js';
 
 /** The marker for a state's sequence-position axis. */
 export const KEYS_AXIS = 'keys';

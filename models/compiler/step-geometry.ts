@@ -9,7 +9,7 @@
  * new key t holds position past + t (real when t < newTokens).
  */
 import type { DType, Dim } from '../onnx/graph-builder.js';
-import { DIM } from './hooks.js';
+import { DIM } from './dims.js';
 
 /** An image's placeholder tokens in a prompt: `length` positions from `start`, image `image` (0-based). */
 export interface ImageSpan {
