@@ -12,26 +12,10 @@ import type { ImageSpan } from '../models/compiler/step-geometry.js';
 import type { VisionTapFragment } from '../models/compiler/vision-hooks.js';
 import type { LogitsProcessor } from '../src/engine/sampling/logits-processor.js';
 import type { ModelProfile } from '../models/profiles/profile.js';
+import type { VisionFacts } from '../models/vision-model.js';
 
-export type { ImageSpan };
-
-/** What a calibrator may know about the vision tower of an LVLM. */
-export interface VisionFacts {
-  /** Transformer blocks in the tower, and the ones the served graph computes (0..computedLayers-1). */
-  layers: number;
-  heads: number;
-  /** Patches per image (the tower's tokens without CLS). */
-  patches: number;
-  /** The tower prepends a CLS token (token 0 of every vision hook's sequence axis). */
-  hasCls: boolean;
-  /** The block whose output LLaVA takes as features (0-based). */
-  featureBlock: number;
-  /** Image tokens per image in the language model's prompt, and whether they are the patches in raster order. */
-  tokensPerImage: number;
-  tokensArePatches: boolean;
-  /** The prompt token that stands for one image position. */
-  imageTokenId: number;
-}
+/** What a calibrator may know about the vision tower of an LVLM is defined with the model's vision facts. */
+export type { ImageSpan, VisionFacts };
 
 /** What a calibrator may know about the served model. */
 export interface ModelFacts {

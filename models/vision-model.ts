@@ -5,7 +5,6 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { VisionFacts } from '../calibrators/calibrator.js';
 import { readLlavaVisionAssets, type LlavaVisionAssets } from './checkpoint/llava-vision.js';
 import { featureBlock, patchesPerSide, tokensPerImage, type VisionConfig } from './checkpoint/vision-weights.js';
 import type { ResolvedModel } from './resolve.js';
@@ -22,6 +21,24 @@ export function isVisionLanguageModel(model: ResolvedModel): boolean {
   } catch {
     return false; // the decoder loader reports a bad config.json with its path
   }
+}
+
+/** What a calibrator (and the engine's model info) may know about the vision tower of an LVLM. */
+export interface VisionFacts {
+  /** Transformer blocks in the tower, and the ones the served graph computes (0..computedLayers-1). */
+  layers: number;
+  heads: number;
+  /** Patches per image (the tower's tokens without CLS). */
+  patches: number;
+  /** The tower prepends a CLS token (token 0 of every vision hook's sequence axis). */
+  hasCls: boolean;
+  /** The block whose output LLaVA takes as features (0-based). */
+  featureBlock: number;
+  /** Image tokens per image in the language model's prompt, and whether they are the patches in raster order. */
+  tokensPerImage: number;
+  tokensArePatches: boolean;
+  /** The prompt token that stands for one image position. */
+  imageTokenId: number;
 }
 
 export function visionFacts(config: VisionConfig, imageTokenId: number): VisionFacts {

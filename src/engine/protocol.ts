@@ -1,6 +1,6 @@
 /** Messages between the engine client (main thread) and the engine worker. */
 import type { DecoderConfig } from '../../models/checkpoint/decoder-weights.js';
-import type { VisionFacts } from '../../calibrators/calibrator.js';
+import type { VisionFacts } from '../../models/vision-model.js';
 import type { ResolvedModel } from '../../models/resolve.js';
 import type { ModelProfile } from '../../models/profiles/profile.js';
 import type { EngineOptions } from './engine-options.js';
