@@ -29,7 +29,7 @@ import { DIM, type FragmentContext, type HookFragment } from '../models/compiler
 import { featureBlock } from '../models/checkpoint/vision-weights.js';
 import type { VisionTapFragment } from '../models/compiler/vision-hooks.js';
 import type { ModelProfile } from '../models/profiles/profile.js';
-import { withoutImages } from '../src/engine/sequences.js';
+import { withoutImages } from '../models/compiler/step-geometry.js';
 import { CalibrationConfigError, type Calibrator, type ImageSpan, type ModelFacts, type RowStep, type Taps } from './calibrator.js';
 import { selectImageTokens, type ImageSelection } from './paint-selection.js';
 

@@ -27,7 +27,7 @@ import { z } from 'zod';
 import { attr, type GraphBuilder, type Value } from '../models/onnx/graph-builder.js';
 import { DIM, type FragmentContext, type HookFragment } from '../models/compiler/hooks.js';
 import type { ModelProfile } from '../models/profiles/profile.js';
-import { withoutImages } from '../src/engine/sequences.js';
+import { withoutImages } from '../models/compiler/step-geometry.js';
 import { CalibrationConfigError, type Calibrator, type CalibrationDetail, type ModelFacts, type RowStep } from './calibrator.js';
 
 export const VHR_DEFAULTS = { alpha: 2, distance: 'sq_l2', outlierFilter: true, outlierGuard: true } as const;

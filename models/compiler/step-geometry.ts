@@ -18,6 +18,13 @@ export interface ImageSpan {
   length: number;
 }
 
+/** The prompt with every image span cut out, positions renumbered: what a "no image" sequence sees. */
+export function withoutImages(promptIds: readonly number[], spans: readonly ImageSpan[], markers: ReadonlySet<number> = new Set()): number[] {
+  const cut = new Set<number>();
+  for (const s of spans) for (let p = s.start; p < s.start + s.length; p++) cut.add(p);
+  return promptIds.filter((id, p) => !cut.has(p) && !markers.has(id));
+}
+
 /** One row of a step, as geometry needs it. */
 export interface GeometryRow {
   /** Positions already in the cache. */

@@ -112,13 +112,6 @@ export class RequestUnit {
   }
 }
 
-/** The prompt with every image span cut out, positions renumbered: what a "no image" sequence sees. */
-export function withoutImages(promptIds: readonly number[], spans: readonly ImageSpan[], markers: ReadonlySet<number> = new Set()): number[] {
-  const cut = new Set<number>();
-  for (const s of spans) for (let p = s.start; p < s.start + s.length; p++) cut.add(p);
-  return promptIds.filter((id, p) => !cut.has(p) && !markers.has(id));
-}
-
 export function promptFacts(req: GenerationRequest): PromptFacts {
   return { promptIds: req.promptIds, images: req.images?.spans ?? [] };
 }

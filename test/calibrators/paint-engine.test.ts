@@ -17,7 +17,7 @@ import { CalibrationConfigError, type AnyCalibrator, type ModelFacts } from '../
 import type { EngineModel } from '../../src/engine/engine-core.js';
 import type { RenderedPrompt } from '../../src/api/chat-prompt.js';
 import type { ImageInput } from '../../src/engine/types.js';
-import { withoutImages } from '../../src/engine/sequences.js';
+import { withoutImages } from '../../models/compiler/step-geometry.js';
 import { computeTokenLogprobs } from '../../src/engine/sampling/logprobs.js';
 import { ReferenceVision } from '../reference/vision-reference.js';
 import { ReferenceDecoder, argmax } from '../reference/reference-forward.js';

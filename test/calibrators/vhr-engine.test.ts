@@ -16,7 +16,7 @@ import { vhr, defaultVhrLayers, inputNames, type VhrConfig, type VhrMemo } from 
 import { paint } from '../../calibrators/paint.js';
 import type { AnyCalibrator, Taps } from '../../calibrators/calibrator.js';
 import type { EngineModel } from '../../src/engine/engine-core.js';
-import { withoutImages } from '../../src/engine/sequences.js';
+import { withoutImages } from '../../models/compiler/step-geometry.js';
 import type { RenderedPrompt } from '../../src/api/chat-prompt.js';
 import type { ImageInput } from '../../src/engine/types.js';
 import type { DecoderWeights } from '../../models/checkpoint/decoder-weights.js';

@@ -1,7 +1,7 @@
 /** VHR's float64 reference on tiny-llava: O_T from the cut prompt, layer-by-layer selection, then the reinforced run. */
 import type { VhrConfig } from '../../calibrators/vhr.js';
 import type { RenderedPrompt } from '../../src/api/chat-prompt.js';
-import { withoutImages } from '../../src/engine/sequences.js';
+import { withoutImages } from '../../models/compiler/step-geometry.js';
 import type { ImageInput } from '../../src/engine/types.js';
 import { reinforceHooks, selectLayerByLayer, selectUnreinforced, textOnlyOutputs, type PromptRunner, type VhrSelection } from '../reference/vhr-reference.js';
 import { referenceRun, type TinyLlava } from './tiny-llava.js';
