@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseImageProcessorConfig } from '../../models/checkpoint/image-processor-config.js';
-import { preprocessRgb } from '../../src/api/images/preprocess.js';
+import { preprocessRgb, transformPeakPixels } from '../../src/api/images/preprocess.js';
 import { ImageTransformPool, INLINE_TRANSFORM_PIXELS } from '../../src/api/images/transform-pool.js';
 import { Prng } from '../helpers/prng.js';
 
@@ -46,6 +46,21 @@ describe('image transform pool', () => {
       const pixels = await pool.transform(image, preprocessing);
       assert.equal(image.data.byteLength, 64 * 48 * 3, 'not transferred: it never left this thread');
       assert.deepEqual(pixels, preprocessRgb(image, preprocessing).pixels);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('sends a thin strip to the worker: few pixels, but its resize holds millions', async () => {
+    const pool = new ImageTransformPool(1);
+    try {
+      const image = randomRgb(4096, 1, 7);
+      assert.ok(image.width * image.height <= INLINE_TRANSFORM_PIXELS);
+      assert.equal(transformPeakPixels(image, preprocessing), 336 * 4096 * 336);
+      const expected = preprocessRgb({ ...image, data: image.data.slice() }, preprocessing).pixels;
+      const pixels = await pool.transform(image, preprocessing);
+      assert.equal(image.data.byteLength, 0, 'transferred to the worker');
+      assert.ok(pixels.every((v, i) => Object.is(v, expected[i])));
     } finally {
       await pool.close();
     }

@@ -52,6 +52,26 @@ export function preprocessRgb(image: RgbImage, p: ImagePreprocessing): Omit<Prep
   return { pixels: toPixelValues(img, p), height: img.height, width: img.width };
 }
 
+/**
+ * The most pixels any step of the transform holds for an image of `size`: the source, the padded
+ * square, the resize's horizontal pass and its output. A thin strip is small on the wire and under
+ * the pixel cap, yet padding it to a square or resizing its shortest edge up to the tower's size
+ * multiplies its pixels by its aspect ratio (1x2,000,000 becomes 32x64,000,000); callers bound this.
+ */
+export function transformPeakPixels(size: Size2d, p: ImagePreprocessing): number {
+  let { width, height } = size;
+  let peak = width * height;
+  if (p.padToSquare) {
+    width = height = Math.max(width, height);
+    peak = width * height;
+  }
+  if (p.resize) {
+    const target = 'shortestEdge' in p.resize ? shortestEdgeSize({ width, height }, p.resize.shortestEdge) : p.resize;
+    peak = Math.max(peak, target.width * height, target.width * target.height);
+  }
+  return peak;
+}
+
 /** transformers' get_resize_output_image_size(default_to_square=False): the long edge is int(short · long / short_in). */
 export function shortestEdgeSize(img: Size2d, shortest: number): Size2d {
   const { width, height } = img;

@@ -8,11 +8,16 @@
 import { Piscina } from 'piscina';
 import type { ImagePreprocessing } from '../../../models/checkpoint/image-processor-config.js';
 import type { RgbImage } from './pil-resize.js';
-import { preprocessRgb } from './preprocess.js';
+import { preprocessRgb, transformPeakPixels } from './preprocess.js';
 import type { TransformTask } from './transform-worker.js';
 
 /** Pixels up to which an image is transformed inline (a 256×256 image takes well under a millisecond). */
 export const INLINE_TRANSFORM_PIXELS = 256 * 256;
+/**
+ * And the most pixels its transform may hold then (a 256×192 photo resized for a 336-pixel tower holds
+ * 448×336): a 1x65,536 strip is small, but its resize to a 32-pixel edge holds 2 M pixels.
+ */
+export const INLINE_TRANSFORM_PEAK_PIXELS = 512 * 512;
 
 export class ImageTransformPool {
   private readonly pool: Piscina<TransformTask, Float32Array>;
@@ -28,7 +33,8 @@ export class ImageTransformPool {
   }
 
   async transform(image: RgbImage, preprocessing: ImagePreprocessing): Promise<Float32Array> {
-    if (image.width * image.height <= INLINE_TRANSFORM_PIXELS) return preprocessRgb(image, preprocessing).pixels;
+    const small = image.width * image.height <= INLINE_TRANSFORM_PIXELS && transformPeakPixels(image, preprocessing) <= INLINE_TRANSFORM_PEAK_PIXELS;
+    if (small) return preprocessRgb(image, preprocessing).pixels;
     return this.pool.run({ image, preprocessing }, { transferList: [image.data.buffer as ArrayBuffer] });
   }
 
