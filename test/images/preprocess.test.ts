@@ -183,6 +183,14 @@ describe('bad images are a 400 naming the field', () => {
     assert.match(e.message, /4200x4200 = 17640000 pixels, more than the limit of 16777216/);
   });
 
+  it('a thin strip under the pixel cap whose resize would pass it is refused before the transform', async () => {
+    // 1x65,536 is 65,536 pixels; resized to a 32-pixel shortest edge it would be 32x2,097,152.
+    const strip = await sharp({ create: { width: 1, height: 65_536, channels: 3, background: '#808080' } }).png().toBuffer();
+    const e = await refusal(strip, { ...limits, maxImagePixels: 1 << 20 });
+    assert.equal(e.code, 'image_too_many_pixels');
+    assert.match(e.message, /1x65536 image would grow to 67108864 pixels/);
+  });
+
   it('over the byte cap', async () => {
     const png = await raw(source).png().toBuffer();
     assert.equal((await refusal(png, { ...limits, maxImageBytes: 100 })).code, 'image_too_large');

@@ -15,7 +15,7 @@
  * `npm run bench:vision`), bounded by the pixel cap.
  */
 import type { ImagePreprocessing, Size2d } from '../../../models/checkpoint/image-processor-config.js';
-import { decodeImage } from './decode.js';
+import { decodeImage, ImageInputError } from './decode.js';
 import type { ImageLimits } from './image-url.js';
 import { resizeRgb, type RgbImage } from './pil-resize.js';
 
@@ -37,8 +37,25 @@ export interface PreprocessOptions {
 }
 
 export async function preprocessImage(bytes: Uint8Array, p: ImagePreprocessing, opts: PreprocessOptions): Promise<PreprocessedImage> {
-  const decoded = await decodeImage(bytes, opts.param, opts.limits);
+  const decoded = await decodeForTransform(bytes, p, opts);
   return { ...preprocessRgb(decoded, p), source: { width: decoded.width, height: decoded.height } };
+}
+
+/**
+ * Decodes an image and checks that the transform for `p` stays within the pixel cap at every step,
+ * not only at the source: a thin strip grows when padded or resized (transformPeakPixels).
+ */
+export async function decodeForTransform(bytes: Uint8Array, p: ImagePreprocessing, opts: PreprocessOptions): Promise<RgbImage> {
+  const decoded = await decodeImage(bytes, opts.param, opts.limits);
+  const peak = transformPeakPixels(decoded, p);
+  if (peak > opts.limits.maxImagePixels) {
+    throw new ImageInputError(
+      opts.param,
+      `the ${decoded.width}x${decoded.height} image would grow to ${peak} pixels when padded or resized for the vision tower, more than the limit of ${opts.limits.maxImagePixels} (max_image_pixels); its aspect ratio is too extreme`,
+      'image_too_many_pixels',
+    );
+  }
+  return decoded;
 }
 
 /** The steps after decoding, on an RGB image (pure; exported for tests and benchmarks). */

@@ -1,9 +1,8 @@
 /** An LVLM's images on the HTTP side: placeholder facts for prompts, and preprocessing for the tower. */
 import type { VisionPromptAssets } from '../../../models/vision-model.js';
 import type { ServedImages } from '../context.js';
-import { decodeImage, ImageInputError } from './decode.js';
 import type { ImageLimits } from './image-url.js';
-import { transformPeakPixels } from './preprocess.js';
+import { decodeForTransform } from './preprocess.js';
 import { ImageTransformPool } from './transform-pool.js';
 
 /** One transform thread: the engine worker needs the other core. */
@@ -15,19 +14,7 @@ export function servedImages(assets: VisionPromptAssets, limits: ImageLimits): S
     prompt: { placeholder: assets.placeholder, imageTokenId: assets.spec.imageTokenId, tokensPerImage: assets.spec.imageSeqLength },
     preparer: {
       // Decoding runs on libuv's pool (sharp); the transform on the pool's thread, or inline when small.
-      prepare: async (image, param) => {
-        const decoded = await decodeImage(image.data, param, limits);
-        // The cap bounds what the transform holds, not only the source: a thin strip grows when resized.
-        const peak = transformPeakPixels(decoded, assets.preprocessing);
-        if (peak > limits.maxImagePixels) {
-          throw new ImageInputError(
-            param,
-            `the ${decoded.width}x${decoded.height} image would grow to ${peak} pixels when padded or resized for the vision tower, more than the limit of ${limits.maxImagePixels} (max_image_pixels); its aspect ratio is too extreme`,
-            'image_too_many_pixels',
-          );
-        }
-        return pool.transform(decoded, assets.preprocessing);
-      },
+      prepare: async (image, param) => pool.transform(await decodeForTransform(image.data, assets.preprocessing, { param, limits }), assets.preprocessing),
     },
     close: () => pool.close(),
   };
