@@ -128,12 +128,27 @@ export class SlotPool {
     this.allocate(Math.min(cap, this.maxCapacity));
   }
 
-  /** Gives back capacity when every live row has become short (hysteresis: a quarter). */
+  /**
+   * Gives back capacity when every live row has become short (hysteresis: a quarter). Capacities
+   * stay on the ladder growth uses (minCapacity·2^k, and the maximum at the top): halving a maximum
+   * that is not on it would give fractional capacities (258 → 129 → 64.5), which are not dims.
+   */
   shrinkToFit(): void {
     const longest = this.slots.reduce((m, s) => Math.max(m, s ? s.used + 1 : 0), 0);
     let cap = this.cap;
-    while (cap / 2 >= this.minCapacity && longest <= cap / 4) cap /= 2;
+    for (;;) {
+      const lower = this.bucketBelow(cap);
+      if (lower >= cap || longest > lower / 2) break;
+      cap = lower;
+    }
     if (cap < this.cap) this.allocate(cap);
+  }
+
+  /** The largest ladder capacity below `cap` (or minCapacity when there is none). */
+  private bucketBelow(cap: number): number {
+    let p = this.minCapacity;
+    while (p * 2 < cap) p *= 2;
+    return p;
   }
 
   /** Reserves a slot outside the decoding region for a new row; null when full. */

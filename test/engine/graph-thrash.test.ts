@@ -1,0 +1,63 @@
+/**
+ * --max-graphs below the number of calibrator sets live at once: the LRU closes a graph that a live
+ * group needs again later in the same step, so sessions are reopened every step (a compile-cache
+ * lookup and a session create per group per step) for as long as those requests run.
+ */
+import assert from 'node:assert/strict';
+import { dirname } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { z } from 'zod';
+import { act } from '../../calibrators/act.js';
+import type { AnyCalibrator, Calibrator } from '../../calibrators/calibrator.js';
+import { loadModelProfile } from '../../calibrators/index.js';
+import { stories260K } from '../helpers/models-dir.js';
+import { loadLlama2cFixture, storedEngineModel, type FixtureModel } from '../helpers/load-fixture-model.js';
+import { InProcessEngine, request } from '../helpers/engine-harness.js';
+import { withTempDir } from '../helpers/temp-dir.js';
+import type { DecoderSession } from '../../src/engine/ort-session.js';
+
+const probe: Calibrator<Record<string, never>, null> = {
+  id: 'probe',
+  summary: 'test calibrator: multiplies hook_z by a per-row 1',
+  schema: z.object({}).strict(),
+  resolve: () => ({}),
+  isActive: () => true,
+  needsWholePrefill: () => false,
+  fragments: () => [{ owner: 'probe', hook: 'attn.hook_z', build: (x, ctx) => ctx.g.op('Mul', [x, ctx.rowInput('probe.scale', 'float32', [1, 1, 1], 1)]) }],
+  createMemo: () => null,
+  writeInputs: (_c, _row, inputs) => inputs.set('probe.scale', 1),
+  report: () => ({}),
+};
+
+describe('--max-graphs below the sets live at once', () => {
+  let m: FixtureModel;
+  before(async () => {
+    m = await loadLlama2cFixture(stories260K);
+  });
+
+  it('does not reopen a graph every step while its rows decode', async () => {
+    const profile = loadModelProfile('stories260K', dirname(stories260K.checkpoint));
+    const facts = { name: 'stories260K', config: m.weights.config, profile };
+    await withTempDir(async (cache) => {
+      const { model } = await storedEngineModel(stories260K.checkpoint, m.tokenizer, cache, { calibrators: [act as AnyCalibrator, probe as AnyCalibrator], profile, maxGraphs: 2 });
+      const opened = new Set<DecoderSession>();
+      const sessionFor = model.graphs.sessionFor.bind(model.graphs);
+      model.graphs.sessionFor = async (ids) => {
+        const s = await sessionFor(ids);
+        opened.add(s);
+        return s;
+      };
+      const engine = new InProcessEngine(model);
+      const prompt = m.tokenizer.encode('Once upon a time', { addBos: true });
+      const runs = [
+        engine.submit(request('plain', prompt, { maxTokens: 16, ignoreEos: true })),
+        engine.submit(request('act', prompt, { maxTokens: 16, ignoreEos: true }, { act: act.resolve(true, facts) })),
+        engine.submit(request('probe', prompt, { maxTokens: 16, ignoreEos: true }, { probe: {} })),
+      ];
+      await engine.drain();
+      for (const r of runs) assert.equal(r.error, null);
+      // Three sets live for 16 steps: three opens would do; a reopen per step is thrashing.
+      assert.ok(opened.size <= 4, `${opened.size} sessions opened for 3 graph sets over 16 steps`);
+    });
+  });
+});
