@@ -55,7 +55,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: 'provider', env: 'ATTUNE_PROVIDERS', path: ['engine', 'providers'], kind: 'list', meta: 'EP', help: 'execution provider to try before CPU (e.g. cuda); repeatable' },
   { flag: 'no-plain-fast-path', env: 'ATTUNE_NO_PLAIN_FAST_PATH', path: ['engine', 'plainFastPath'], kind: 'bool', sets: false, help: 'run every step on the graph with every calibrator\'s fragments, instead of one graph per set of active calibrators (identity checks)' },
   { flag: 'weights', env: 'ATTUNE_WEIGHTS', path: ['engine', 'weights'], kind: 'string', meta: 'f32|f16|int8|int4', help: 'how linear layers are stored and computed: f32, f16 (rounded to f16, computed in f32), int8 or int4 (blockwise, ORT MatMulNBits); attention and calibrators stay f32' },
-  { flag: 'max-graphs', env: 'ATTUNE_MAX_GRAPHS', path: ['engine', 'maxGraphs'], kind: 'int', meta: 'N', help: 'graphs (one per set of active calibrators) kept open; the least recently used is closed' },
+  { flag: 'max-graphs', env: 'ATTUNE_MAX_GRAPHS', path: ['engine', 'maxGraphs'], kind: 'int', meta: 'N', help: 'graphs (one per set of active calibrators) kept open; the least recently used is closed, but never one that running requests use (more stay open while more sets run)' },
   { flag: 'compiled-cache', env: 'ATTUNE_COMPILED_CACHE', path: ['engine', 'compiledCacheDir'], kind: 'string', meta: 'DIR', help: 'where weight stores and compiled graphs are cached (default ~/.cache/attune/compiled)' },
   // Admission
   { flag: 'max-queued-requests', env: 'ATTUNE_MAX_QUEUED_REQUESTS', path: ['queue', 'maxQueuedRequests'], kind: 'int', meta: 'N', help: 'sequences waiting beyond the batch before 429' },

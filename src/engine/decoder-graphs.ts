@@ -1,7 +1,7 @@
 /**
  * A model's graphs, one per set of active calibrators, compiled and opened on first use: a row pays
  * only for the fragments of the calibrators it uses (the empty set is the plain graph). Sessions
- * are kept in a least-recently-used list of bounded length; every graph of a model reads the same
+ * are kept in a least-recently-used list of bounded length (soft: a graph live rows run stays open); every graph of a model reads the same
  * weights (the weight store, memory-mapped once), so a graph costs its activations, not a copy of
  * the weights.
  */
@@ -13,8 +13,11 @@ import { DecoderSession, type LoadableGraph, type SessionOptions } from './ort-s
 export interface EngineGraphs {
   /** Every state any graph may carry (the KV cache and each calibrator's), for the slot pool. */
   readonly states: readonly RowStateSpec[];
-  /** The session whose graph holds the fragments of exactly these calibrators (order-free). */
-  sessionFor(calibratorIds: readonly string[]): Promise<DecoderSession>;
+  /**
+   * The session whose graph holds the fragments of exactly these calibrators (order-free). Graphs
+   * whose keys are in `live` (sets that live rows run) are not evicted to make room for it.
+   */
+  sessionFor(calibratorIds: readonly string[], live?: ReadonlySet<string>): Promise<DecoderSession>;
   /** Names the graph `sessionFor(ids)` returns: rows with equal keys run in one call. */
   keyFor(calibratorIds: readonly string[]): string;
   /** The execution provider the sessions run on. */
@@ -87,21 +90,22 @@ export class DecoderGraphs implements EngineGraphs {
     return this.setOf(calibratorIds).join(',');
   }
 
-  sessionFor(calibratorIds: readonly string[]): Promise<DecoderSession> {
+  sessionFor(calibratorIds: readonly string[], live: ReadonlySet<string> = new Set()): Promise<DecoderSession> {
     const ids = this.setOf(calibratorIds);
     const key = ids.join(',');
     const hit = this.open.get(key);
     if (hit) {
-      // Most recently used last.
+      // Most recently used last; graphs kept past the bound while their rows ran go once they are done.
       this.open.delete(key);
       this.open.set(key, hit);
+      this.evict(key, live);
       return hit;
     }
     const opening = this.openSession(ids);
     this.open.set(key, opening);
     // A failed open is forgotten, so the next request tries again.
     opening.catch(() => this.open.get(key) === opening && this.open.delete(key));
-    this.evict(key);
+    this.evict(key, live);
     return opening;
   }
 
@@ -116,10 +120,15 @@ export class DecoderGraphs implements EngineGraphs {
     return session;
   }
 
-  private evict(keep: string): void {
+  /**
+   * Closes least recently used graphs down to `maxGraphs`, but never one that live rows still run:
+   * closing it would reopen it later in the same step, every step (thrashing). So while more sets
+   * are live than `maxGraphs`, more graphs stay open; the bound returns as their rows finish.
+   */
+  private evict(keep: string, live: ReadonlySet<string>): void {
     for (const [key, session] of this.open) {
       if (this.open.size <= this.opts.maxGraphs) break;
-      if (key === keep) continue;
+      if (key === keep || live.has(key)) continue;
       this.open.delete(key);
       void session.then((s) => s.release(), () => {});
     }

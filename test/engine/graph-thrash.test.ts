@@ -1,7 +1,8 @@
 /**
- * --max-graphs below the number of calibrator sets live at once: the LRU closes a graph that a live
- * group needs again later in the same step, so sessions are reopened every step (a compile-cache
- * lookup and a session create per group per step) for as long as those requests run.
+ * --max-graphs below the number of calibrator sets live at once: a least-recently-used bound that
+ * closed a graph live rows still run would reopen it later in the same step, every step (a
+ * compile-cache lookup and a session create per group per step). Graphs of live rows stay open past
+ * the bound, which returns once they finish.
  */
 import assert from 'node:assert/strict';
 import { dirname } from 'node:path';
@@ -42,8 +43,8 @@ describe('--max-graphs below the sets live at once', () => {
       const { model } = await storedEngineModel(stories260K.checkpoint, m.tokenizer, cache, { calibrators: [act as AnyCalibrator, probe as AnyCalibrator], profile, maxGraphs: 2 });
       const opened = new Set<DecoderSession>();
       const sessionFor = model.graphs.sessionFor.bind(model.graphs);
-      model.graphs.sessionFor = async (ids) => {
-        const s = await sessionFor(ids);
+      model.graphs.sessionFor = async (ids, live) => {
+        const s = await sessionFor(ids, live);
         opened.add(s);
         return s;
       };
@@ -58,6 +59,11 @@ describe('--max-graphs below the sets live at once', () => {
       for (const r of runs) assert.equal(r.error, null);
       // Three sets live for 16 steps: three opens would do; a reopen per step is thrashing.
       assert.ok(opened.size <= 4, `${opened.size} sessions opened for 3 graph sets over 16 steps`);
+      // Once those rows are done, the bound holds again.
+      const after = engine.submit(request('plain-after', prompt, { maxTokens: 2, ignoreEos: true }));
+      await engine.drain();
+      assert.equal(after.error, null);
+      assert.ok(model.graphs.openSets.length <= 2, `open after the rows finished: ${JSON.stringify(model.graphs.openSets)}`);
     });
   });
 });
