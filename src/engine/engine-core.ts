@@ -387,6 +387,9 @@ export class EngineCore {
   /** The main row's prompt is in: its companions and it join their decode group, and it samples its first token. */
   private startDecoding(row: MainRow, logits: Float32Array, companionLogits: (c: Row) => Float32Array): void {
     const unit = row.unit;
+    // Every image position is in the cache now: the features (views into the whole vision call's
+    // output, taps included) need not live as long as the generation.
+    row.encoded = null;
     if (row.promptLogprobs) this.events.push({ type: 'prompt', id: unit.id, logprobs: row.promptLogprobs });
     if (unit.req.sampling.maxTokens === 0) {
       this.ending.push({ unit, reason: 'length', stoppedBy: null });
@@ -463,12 +466,12 @@ export class EngineCore {
     const features: Float32Array[] = [];
     rows.forEach((row, b) => {
       if (row.role !== 'main' || !row.images.length) return;
-      const encoded = (row as MainRow).encoded!;
       const sr = shape.rows[b]!;
       for (const span of row.images) {
         const from = Math.max(span.start, sr.past);
         const to = Math.min(span.start + span.length, sr.past + sr.tokens.length);
-        const image = encoded[span.image]!.features;
+        if (from >= to) continue; // not among this step's tokens (a decode step, or a later chunk)
+        const image = (row as MainRow).encoded![span.image]!.features;
         for (let p = from; p < to; p++) {
           slots.push(b, p - sr.past);
           const k = p - span.start;

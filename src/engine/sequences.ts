@@ -49,7 +49,7 @@ export interface MainRow extends Row {
   sampler: RowSampler;
   output: RowOutput;
   promptLogprobs: (TokenLogprobs | null)[] | null;
-  /** Set once the images are encoded: features per image, `[tokens, dim]` row-major. */
+  /** Set once the images are encoded, until the prompt is in the cache: features per image, `[tokens, dim]` row-major. */
   encoded: EncodedImage[] | null;
 }
 
