@@ -59,6 +59,11 @@ const STORE_CODE = [
   new URL('../../models/onnx/weight-format.js', import.meta.url),
   new URL('../../models/onnx/weight-store.js', import.meta.url),
   new URL('./weight-prepack.js', import.meta.url),
+  // What turns checkpoint bytes into served weights: the readers (dtype decoding) and the plans
+  // (fusing, the rotate_half → interleaved row order).
+  new URL('../../models/checkpoint/', import.meta.url),
+  new URL('../../models/compiler/decoder-served-weights.js', import.meta.url),
+  new URL('../../models/compiler/vision-served-weights.js', import.meta.url),
 ];
 const COMPILER_CODE = [new URL('../../models/compiler/', import.meta.url), new URL('../../models/onnx/', import.meta.url), new URL('../../calibrators/', import.meta.url)];
 
@@ -117,6 +122,11 @@ export interface StoreRequest {
   format: WeightFormat;
   /** The checkpoint files the served weights come from (their content keys the store). */
   files: readonly string[];
+  /**
+   * Everything else the served weights depend on (their content keys the store too): e.g. the
+   * config a checkpoint is read with, which decides head order and tying for the same bytes.
+   */
+  describe: string;
   /** Opened only on a miss. */
   served: () => Promise<{ weights: ServedWeights; close(): Promise<void> }>;
 }
@@ -128,6 +138,7 @@ export async function openWeightStore(req: StoreRequest): Promise<OpenedStore> {
   if (req.files.length === 0) throw new Error(`${req.name}: a weight store is keyed by its checkpoint's files, and this checkpoint has none (in-memory weights go inline)`);
   const key = sha256(
     await contentHash(req.cacheDir, req.files),
+    req.describe,
     req.part,
     req.format,
     await codeHash(STORE_CODE),
