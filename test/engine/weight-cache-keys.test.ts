@@ -13,6 +13,9 @@ import { withTempDir } from '../helpers/temp-dir.js';
 import { writeRandomHfCheckpoint } from '../helpers/random-hf-checkpoint.js';
 import { openHfCheckpoint } from '../../models/checkpoint/hf-decoder.js';
 import { buildStoredEngineModel } from '../../src/engine/load-engine-model.js';
+import { cachedGraph, contentHash, openWeightStore } from '../../src/engine/graph-cache.js';
+import { openLlama2cCheckpoint } from '../../models/checkpoint/llama2c.js';
+import { decoderServedFromCheckpoint } from '../../models/compiler/decoder-served-weights.js';
 
 describe('weight store key', () => {
   let stories: FixtureModel;
@@ -69,5 +72,41 @@ describe('weight store key', () => {
       const fresh = await promptLogits(dir, join(dir, 'fresh-cache'));
       const worst = Math.max(...reused.logits.map((row, pos) => maxAbsDiff(row, fresh.logits[pos]!)));
       assert.ok(worst < 1e-5, `a warm cache gives other logits than a cold one for the same files (max |Δ| ${worst}, store hit: ${reused.hit})`);
+    }));
+});
+
+/**
+ * Two starts at once in one cache: two processes with the same pid (two containers sharing a cache
+ * volume, each with node as PID 1) or two loads in one process. Temporary names must not collide.
+ */
+describe('compiled cache: two starts at once with the same pid', () => {
+  it('two builds of the same graph at once both succeed', () =>
+    withTempDir(async (dir) => {
+      const cacheDir = join(dir, 'cache');
+      const checkpoint = await openLlama2cCheckpoint(stories260K.checkpoint);
+      try {
+        const store = await openWeightStore({
+          cacheDir, name: 'race', part: 'decoder', format: 'f32', files: checkpoint.files, describe: '',
+          served: async () => ({ weights: decoderServedFromCheckpoint(checkpoint), close: async () => {} }),
+        });
+        // Large enough that writeFile takes several writes, as a real graph file does.
+        const compile = () => ({ note: 'graph', bytes: new Uint8Array(8 << 20).fill(7) });
+        const results = await Promise.allSettled([cachedGraph(store, 'same', compile), cachedGraph(store, 'same', compile)]);
+        assert.deepEqual(results.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok')), ['ok', 'ok']);
+        const bytes = await readFile((results[0] as PromiseFulfilledResult<{ graph: { path: string } }>).value.graph.path);
+        assert.equal(bytes.byteLength, 8 << 20);
+      } finally {
+        await checkpoint.close();
+      }
+    }));
+
+  it('two models hashed at once into one cache both succeed', () =>
+    withTempDir(async (dir) => {
+      const a = join(dir, 'a.bin');
+      const b = join(dir, 'b.bin');
+      await writeFile(a, new Uint8Array(1 << 20).fill(1));
+      await writeFile(b, new Uint8Array(1 << 20).fill(2));
+      const results = await Promise.allSettled([contentHash(join(dir, 'cache'), [a]), contentHash(join(dir, 'cache'), [b])]);
+      assert.deepEqual(results.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok')), ['ok', 'ok']);
     }));
 });
