@@ -14,7 +14,7 @@
  * never leaves a half-written entry; nothing is ever modified in place once published (sessions map
  * these files).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, homedir } from 'node:os';
@@ -97,7 +97,7 @@ export async function contentHash(cacheDir: string, files: readonly string[]): P
   }
   if (changed) {
     await mkdir(cacheDir, { recursive: true });
-    const tmp = `${memoPath}.${process.pid}.tmp`;
+    const tmp = tempNameFor(memoPath);
     await writeFile(tmp, JSON.stringify(memo));
     await rename(tmp, memoPath);
   }
@@ -218,8 +218,20 @@ export async function cachedGraph<Info extends object>(
   return { graph: { ...(rest as Info), path }, compileMs: performance.now() - started, hit: false };
 }
 
+/**
+ * A temporary name beside `path` no other writer uses: not the pid, which two containers sharing a
+ * cache volume (node as PID 1 in each) or two loads in one process have in common.
+ */
+const tempNameFor = (path: string): string => `${path}.${randomUUID()}.tmp`;
+
 async function writeAtomically(path: string, data: Uint8Array | string): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, data);
-  await rename(tmp, path);
+  const tmp = tempNameFor(path);
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  } catch (e) {
+    // A failed write (a full disk) leaves nothing behind.
+    await rm(tmp, { force: true });
+    throw e;
+  }
 }
