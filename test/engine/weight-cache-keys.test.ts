@@ -3,7 +3,8 @@
  * key misses lets a later start reuse a stale store (review of the weights and compile-cache path).
  */
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { stories260K } from '../helpers/models-dir.js';
@@ -108,5 +109,38 @@ describe('compiled cache: two starts at once with the same pid', () => {
       await writeFile(b, new Uint8Array(1 << 20).fill(2));
       const results = await Promise.allSettled([contentHash(join(dir, 'cache'), [a]), contentHash(join(dir, 'cache'), [b])]);
       assert.deepEqual(results.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok')), ['ok', 'ok']);
+    }));
+});
+
+describe('compiled cache: a build killed midway', () => {
+  it('leaves no half-written store behind once the model has started again', () =>
+    withTempDir(async (dir) => {
+      const cacheDir = join(dir, 'cache');
+      // A start killed (SIGKILL: OOM killer, a deploy) while it writes the store.
+      const child = `
+        import { openWeightStore } from ${JSON.stringify(new URL('../../src/engine/graph-cache.js', import.meta.url).href)};
+        import { openLlama2cCheckpoint } from ${JSON.stringify(new URL('../../models/checkpoint/llama2c.js', import.meta.url).href)};
+        import { decoderServedFromCheckpoint } from ${JSON.stringify(new URL('../../models/compiler/decoder-served-weights.js', import.meta.url).href)};
+        const checkpoint = await openLlama2cCheckpoint(${JSON.stringify(stories260K.checkpoint)});
+        const served = decoderServedFromCheckpoint(checkpoint);
+        let reads = 0;
+        const dying = new Map([...served].map(([n, w]) => [n, { ...w, read: async () => { if (++reads === 5) process.kill(process.pid, 'SIGKILL'); return w.read(); } }]));
+        await openWeightStore({ cacheDir: ${JSON.stringify(cacheDir)}, name: 'killed', part: 'decoder', format: 'f32', files: checkpoint.files, describe: '',
+          served: async () => ({ weights: dying, close: async () => {} }) });
+      `;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', child], { encoding: 'utf8' });
+      assert.equal(r.signal, 'SIGKILL', r.stderr);
+      assert.ok((await readdir(cacheDir)).some((n) => n.includes('.tmp-')), 'the killed build left its temporary store');
+
+      const checkpoint = await openLlama2cCheckpoint(stories260K.checkpoint);
+      try {
+        await openWeightStore({
+          cacheDir, name: 'killed', part: 'decoder', format: 'f32', files: checkpoint.files, describe: '',
+          served: async () => ({ weights: decoderServedFromCheckpoint(checkpoint), close: async () => {} }),
+        });
+      } finally {
+        await checkpoint.close();
+      }
+      assert.deepEqual((await readdir(cacheDir)).filter((n) => n.includes('.tmp-')), [], 'a restart removes what a killed build left');
     }));
 });
