@@ -17,7 +17,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { cpus, homedir } from 'node:os';
+import { cpus, homedir, hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import type { WeightFormat } from '../../models/onnx/weight-format.js';
@@ -151,8 +151,10 @@ export async function openWeightStore(req: StoreRequest): Promise<OpenedStore> {
   }
 
   await mkdir(req.cacheDir, { recursive: true });
+  await removeAbandonedBuilds(req.cacheDir, basename(dir));
   const tmp = await mkdtemp(`${dir}.tmp-`);
   try {
+    await writeFile(join(tmp, BUILDER_FILE), JSON.stringify(THIS_BUILDER));
     const source = await req.served();
     let index: WeightStoreIndex;
     try {
@@ -165,12 +167,57 @@ export async function openWeightStore(req: StoreRequest): Promise<OpenedStore> {
     index = await prepackWeightStore(tmp, index);
     await writeStoreIndex(tmp, index);
     const prepackMs = performance.now() - packStarted;
+    await rm(join(tmp, BUILDER_FILE));
     await publishDir(tmp, dir);
     // Whoever published first wins; its index is the one to use.
     const published = (await readStoreIndex(dir)) ?? index;
     return { dir, index: published, weights: storeWeights(published), timings: { readMs, prepackMs, hit: false } };
   } finally {
     await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Who is building a temporary store: enough to tell, on this host, whether it still runs. */
+interface Builder {
+  host: string;
+  pid: number;
+  /** Tells this process from an earlier one with the same pid (a restarted container's PID 1). */
+  started: number;
+}
+const BUILDER_FILE = 'builder.json';
+const THIS_BUILDER: Builder = { host: hostname(), pid: process.pid, started: Math.round(Date.now() - process.uptime() * 1000) };
+/** A temporary store nobody has written to for this long is abandoned, whoever started it. */
+const ABANDONED_AFTER_MS = 60 * 60 * 1000;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes temporary stores of this entry that a killed build left (each the model's size): those
+ * whose builder ran on this host and is gone, and any untouched for ABANDONED_AFTER_MS (a builder on
+ * another host sharing the cache).
+ */
+async function removeAbandonedBuilds(cacheDir: string, entry: string): Promise<void> {
+  for (const name of await readdir(cacheDir)) {
+    if (!name.startsWith(`${entry}.tmp-`)) continue;
+    const path = join(cacheDir, name);
+    const builder = await readFile(join(path, BUILDER_FILE), 'utf8').then((t) => JSON.parse(t) as Builder, () => null);
+    let gone = false;
+    if (builder?.host === THIS_BUILDER.host) {
+      gone = builder.pid === THIS_BUILDER.pid ? Math.abs(builder.started - THIS_BUILDER.started) > 1000 : !alive(builder.pid);
+    }
+    if (!gone) {
+      const files = await readdir(path).catch(() => [] as string[]);
+      const touched = await Promise.all([path, ...files.map((f) => join(path, f))].map((f) => stat(f).then((st) => st.mtimeMs, () => 0)));
+      gone = Date.now() - Math.max(...touched) > ABANDONED_AFTER_MS;
+    }
+    if (gone) await rm(path, { recursive: true, force: true });
   }
 }
 
