@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { stories260K } from '../helpers/models-dir.js';
@@ -142,5 +142,19 @@ describe('compiled cache: a build killed midway', () => {
         await checkpoint.close();
       }
       assert.deepEqual((await readdir(cacheDir)).filter((n) => n.includes('.tmp-')), [], 'a restart removes what a killed build left');
+    }));
+});
+
+describe('checkpoint content hash memo', () => {
+  it('a checkpoint overwritten in place with same-size bytes and its old mtime (cp -p of a fine-tune) is re-hashed', () =>
+    withTempDir(async (dir) => {
+      const path = join(dir, 'model.bin');
+      await writeFile(path, new Uint8Array(4096).fill(1));
+      await utimes(path, 1_700_000_000, 1_700_000_000); // whole seconds: restorable exactly, as cp -p restores nanoseconds
+      const first = await contentHash(join(dir, 'cache'), [path]);
+      await writeFile(path, new Uint8Array(4096).fill(2)); // same inode, same size
+      await utimes(path, 1_700_000_000, 1_700_000_000); // as cp -p, rsync --inplace -t or tar leave it
+      assert.equal((await stat(path)).mtimeMs, 1_700_000_000_000);
+      assert.notEqual(await contentHash(join(dir, 'cache'), [path]), first);
     }));
 });
