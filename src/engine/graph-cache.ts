@@ -75,7 +75,7 @@ async function machineFingerprint(): Promise<string> {
 
 /**
  * sha256 of the files' contents, in order. Hashing gigabytes takes seconds, so each file's hash is
- * remembered in the cache folder under its path, size, mtime and inode; a changed file is re-hashed.
+ * remembered in the cache folder under its path, size, mtime, ctime and inode; a changed file is re-hashed.
  */
 export async function contentHash(cacheDir: string, files: readonly string[]): Promise<string> {
   const memoPath = join(cacheDir, 'file-hashes.json');
@@ -85,7 +85,8 @@ export async function contentHash(cacheDir: string, files: readonly string[]): P
   for (const f of files) {
     const path = await realpath(f);
     const s = await stat(path);
-    const id = `${path}|${s.size}|${s.mtimeMs}|${s.ino}`;
+    // ctime too: unlike mtime, no tool can set it back (cp -p, tar and rsync -t restore mtime).
+    const id = `${path}|${s.size}|${s.mtimeMs}|${s.ctimeMs}|${s.ino}`;
     let h = memo[id];
     if (!h) {
       const hash = createHash('sha256');
