@@ -41,6 +41,11 @@ function layout(header: Uint8Array, source: string): Llama2cLayout {
   if (h.slice(0, 5).some((v) => v <= 0) || seqLen <= 0 || rawVocab === 0 || dim % nHeads !== 0) {
     throw new Error(`${source}: llama2.c checkpoint: implausible header [${h.join(', ')}] (v1/v2 "ak42" files are not supported)`);
   }
+  // Checked here, before a weight store is built from the file: later they fail deep in compile.
+  if ((dim / nHeads) % 2 !== 0) throw new Error(`${source}: llama2.c checkpoint: head size ${dim / nHeads} (dim ${dim} / n_heads ${nHeads}) is odd, RoPE needs pairs`);
+  if (nHeads % nKvHeads !== 0) {
+    throw new Error(`${source}: llama2.c checkpoint: n_heads ${nHeads} is not a multiple of n_kv_heads ${nKvHeads}`);
+  }
   return llama2cLayout({ dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize: Math.abs(rawVocab), maxSeqLen: seqLen }, rawVocab > 0);
 }
 

@@ -97,6 +97,7 @@ export async function writeWeightStore(dir: string, served: ServedWeights, forma
   try {
     for (const [name, w] of served) {
       const data = await w.read();
+      checkFinite(name, data);
       let kernel: LinearKernel | undefined;
       let encoded: EncodedTensor[];
       if (w.kind === 'linear') {
@@ -118,6 +119,16 @@ export async function writeWeightStore(dir: string, served: ServedWeights, forma
     await out.close();
   }
   return { version: INDEX_VERSION, format, bytes: out.bytes, weightBytes: out.bytes, weights };
+}
+
+/**
+ * A NaN or ±∞ in a checkpoint is corruption: refused here with its name, since blockwise quantization
+ * would silently turn a NaN into a finite value (and f32 would spread it through every logit).
+ */
+function checkFinite(name: string, data: Float32Array): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i]!)) throw new Error(`served weight ${name} holds ${data[i]} at element ${i}: the checkpoint is corrupt`);
+  }
 }
 
 export async function writeStoreIndex(dir: string, index: WeightStoreIndex): Promise<void> {

@@ -14,10 +14,10 @@
  * never leaves a half-written entry; nothing is ever modified in place once published (sessions map
  * these files).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { cpus, homedir } from 'node:os';
+import { cpus, homedir, hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import type { WeightFormat } from '../../models/onnx/weight-format.js';
@@ -59,6 +59,11 @@ const STORE_CODE = [
   new URL('../../models/onnx/weight-format.js', import.meta.url),
   new URL('../../models/onnx/weight-store.js', import.meta.url),
   new URL('./weight-prepack.js', import.meta.url),
+  // What turns checkpoint bytes into served weights: the readers (dtype decoding) and the plans
+  // (fusing, the rotate_half → interleaved row order).
+  new URL('../../models/checkpoint/', import.meta.url),
+  new URL('../../models/compiler/decoder-served-weights.js', import.meta.url),
+  new URL('../../models/compiler/vision-served-weights.js', import.meta.url),
 ];
 const COMPILER_CODE = [new URL('../../models/compiler/', import.meta.url), new URL('../../models/onnx/', import.meta.url), new URL('../../calibrators/', import.meta.url)];
 
@@ -70,7 +75,7 @@ async function machineFingerprint(): Promise<string> {
 
 /**
  * sha256 of the files' contents, in order. Hashing gigabytes takes seconds, so each file's hash is
- * remembered in the cache folder under its path, size, mtime and inode; a changed file is re-hashed.
+ * remembered in the cache folder under its path, size, mtime, ctime and inode; a changed file is re-hashed.
  */
 export async function contentHash(cacheDir: string, files: readonly string[]): Promise<string> {
   const memoPath = join(cacheDir, 'file-hashes.json');
@@ -80,7 +85,8 @@ export async function contentHash(cacheDir: string, files: readonly string[]): P
   for (const f of files) {
     const path = await realpath(f);
     const s = await stat(path);
-    const id = `${path}|${s.size}|${s.mtimeMs}|${s.ino}`;
+    // ctime too: unlike mtime, no tool can set it back (cp -p, tar and rsync -t restore mtime).
+    const id = `${path}|${s.size}|${s.mtimeMs}|${s.ctimeMs}|${s.ino}`;
     let h = memo[id];
     if (!h) {
       const hash = createHash('sha256');
@@ -92,7 +98,7 @@ export async function contentHash(cacheDir: string, files: readonly string[]): P
   }
   if (changed) {
     await mkdir(cacheDir, { recursive: true });
-    const tmp = `${memoPath}.${process.pid}.tmp`;
+    const tmp = tempNameFor(memoPath);
     await writeFile(tmp, JSON.stringify(memo));
     await rename(tmp, memoPath);
   }
@@ -117,6 +123,11 @@ export interface StoreRequest {
   format: WeightFormat;
   /** The checkpoint files the served weights come from (their content keys the store). */
   files: readonly string[];
+  /**
+   * Everything else the served weights depend on (their content keys the store too): e.g. the
+   * config a checkpoint is read with, which decides head order and tying for the same bytes.
+   */
+  describe: string;
   /** Opened only on a miss. */
   served: () => Promise<{ weights: ServedWeights; close(): Promise<void> }>;
 }
@@ -128,6 +139,7 @@ export async function openWeightStore(req: StoreRequest): Promise<OpenedStore> {
   if (req.files.length === 0) throw new Error(`${req.name}: a weight store is keyed by its checkpoint's files, and this checkpoint has none (in-memory weights go inline)`);
   const key = sha256(
     await contentHash(req.cacheDir, req.files),
+    req.describe,
     req.part,
     req.format,
     await codeHash(STORE_CODE),
@@ -140,8 +152,10 @@ export async function openWeightStore(req: StoreRequest): Promise<OpenedStore> {
   }
 
   await mkdir(req.cacheDir, { recursive: true });
+  await removeAbandonedBuilds(req.cacheDir, basename(dir));
   const tmp = await mkdtemp(`${dir}.tmp-`);
   try {
+    await writeFile(join(tmp, BUILDER_FILE), JSON.stringify(THIS_BUILDER));
     const source = await req.served();
     let index: WeightStoreIndex;
     try {
@@ -154,12 +168,57 @@ export async function openWeightStore(req: StoreRequest): Promise<OpenedStore> {
     index = await prepackWeightStore(tmp, index);
     await writeStoreIndex(tmp, index);
     const prepackMs = performance.now() - packStarted;
+    await rm(join(tmp, BUILDER_FILE));
     await publishDir(tmp, dir);
     // Whoever published first wins; its index is the one to use.
     const published = (await readStoreIndex(dir)) ?? index;
     return { dir, index: published, weights: storeWeights(published), timings: { readMs, prepackMs, hit: false } };
   } finally {
     await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Who is building a temporary store: enough to tell, on this host, whether it still runs. */
+interface Builder {
+  host: string;
+  pid: number;
+  /** Tells this process from an earlier one with the same pid (a restarted container's PID 1). */
+  started: number;
+}
+const BUILDER_FILE = 'builder.json';
+const THIS_BUILDER: Builder = { host: hostname(), pid: process.pid, started: Math.round(Date.now() - process.uptime() * 1000) };
+/** A temporary store nobody has written to for this long is abandoned, whoever started it. */
+const ABANDONED_AFTER_MS = 60 * 60 * 1000;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes temporary stores of this entry that a killed build left (each the model's size): those
+ * whose builder ran on this host and is gone, and any untouched for ABANDONED_AFTER_MS (a builder on
+ * another host sharing the cache).
+ */
+async function removeAbandonedBuilds(cacheDir: string, entry: string): Promise<void> {
+  for (const name of await readdir(cacheDir)) {
+    if (!name.startsWith(`${entry}.tmp-`)) continue;
+    const path = join(cacheDir, name);
+    const builder = await readFile(join(path, BUILDER_FILE), 'utf8').then((t) => JSON.parse(t) as Builder, () => null);
+    let gone = false;
+    if (builder?.host === THIS_BUILDER.host) {
+      gone = builder.pid === THIS_BUILDER.pid ? Math.abs(builder.started - THIS_BUILDER.started) > 1000 : !alive(builder.pid);
+    }
+    if (!gone) {
+      const files = await readdir(path).catch(() => [] as string[]);
+      const touched = await Promise.all([path, ...files.map((f) => join(path, f))].map((f) => stat(f).then((st) => st.mtimeMs, () => 0)));
+      gone = Date.now() - Math.max(...touched) > ABANDONED_AFTER_MS;
+    }
+    if (gone) await rm(path, { recursive: true, force: true });
   }
 }
 
@@ -207,8 +266,20 @@ export async function cachedGraph<Info extends object>(
   return { graph: { ...(rest as Info), path }, compileMs: performance.now() - started, hit: false };
 }
 
+/**
+ * A temporary name beside `path` no other writer uses: not the pid, which two containers sharing a
+ * cache volume (node as PID 1 in each) or two loads in one process have in common.
+ */
+const tempNameFor = (path: string): string => `${path}.${randomUUID()}.tmp`;
+
 async function writeAtomically(path: string, data: Uint8Array | string): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, data);
-  await rename(tmp, path);
+  const tmp = tempNameFor(path);
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  } catch (e) {
+    // A failed write (a full disk) leaves nothing behind.
+    await rm(tmp, { force: true });
+    throw e;
+  }
 }

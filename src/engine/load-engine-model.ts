@@ -127,6 +127,7 @@ export async function buildStoredEngineModel(parts: StoredModelParts): Promise<{
     part: 'decoder',
     format,
     files: checkpoint.files,
+    describe: JSON.stringify({ config: checkpoint.config, tied: checkpoint.tiedClassifier, qkvBias: checkpoint.hasQkvBias }),
     served: async () => ({ weights: decoderServedFromCheckpoint(checkpoint), close: async () => {} }),
   });
   const config = checkpoint.config;
@@ -143,6 +144,7 @@ export async function buildStoredEngineModel(parts: StoredModelParts): Promise<{
       part: 'vision',
       format: 'f32',
       files: checkpoint.files,
+      describe: JSON.stringify(assets.spec),
       served: async () => ({ weights: servedFromMemory(visionServedWeights((await loadLlavaVision(dir)).weights)), close: async () => {} }),
     });
     const taps = visionTaps(parts, facts);
