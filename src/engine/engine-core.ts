@@ -203,6 +203,7 @@ export class EngineCore {
       const rows = this.decodingRows(run.start, run.count);
       await this.guarded(rows.map((r) => r.unit), () => this.runDecode(rows, run.group, run.start));
     }
+    for (const unit of [...this.units.values()]) if (unit.calibratorError) this.fail(unit, unit.calibratorError);
     this.endFinished();
     this.reapAborted(); // aborts that arrived during this step's forwards
     this.pool.shrinkToFit();
@@ -219,6 +220,19 @@ export class EngineCore {
   private flush(): void {
     // A step with no events (a middle chunk of a long prompt) still reports the tokens it fed.
     if (this.events.length || this.stepTokenLog.length) this.sink(this.events.splice(0));
+  }
+
+  /**
+   * Runs one of a request's calibrator hooks for its own row. A hook that throws (a calibrator bug)
+   * marks that request failed instead of failing the whole call, so its batch-mates carry on.
+   */
+  private calibratorHook(unit: RequestUnit, c: ActiveCalibration, hook: string, fn: () => void): void {
+    if (unit.calibratorError) return;
+    try {
+      fn();
+    } catch (e) {
+      unit.calibratorError = `calibrator ${c.calibrator.id} failed in ${hook}: ${(e as Error).message}`;
+    }
   }
 
   private async guarded(units: RequestUnit[], fn: () => Promise<void>): Promise<void> {
@@ -308,7 +322,7 @@ export class EngineCore {
       unit.encodeMs += ms;
       row.encoded = index[k]!.map((i) => encoded[i]!);
       for (const c of unit.calibrations) {
-        c.calibrator.afterVision?.(c.config, c.memo, row.encoded.map((e) => e.taps.get(c.calibrator.id) ?? EMPTY_TAPS));
+        this.calibratorHook(unit, c, 'afterVision', () => c.calibrator.afterVision?.(c.config, c.memo, row.encoded!.map((e) => e.taps.get(c.calibrator.id) ?? EMPTY_TAPS)));
       }
       row.phase = unit.aux.some((r) => r.role === 'prepass') ? 'blocked' : 'prefill';
     });
@@ -377,7 +391,7 @@ export class EngineCore {
     const unit = row.unit;
     const owner = row.owner!;
     const c = unit.calibrations.find((x) => x.calibrator === owner)!;
-    owner.afterAuxiliary?.(c.config, c.memo, row.name, tapsOf(session, out, owner.id, b));
+    this.calibratorHook(unit, c, 'afterAuxiliary', () => owner.afterAuxiliary?.(c.config, c.memo, row.name, tapsOf(session, out, owner.id, b)));
     this.pool.release(row.slot!);
     row.slot = null;
     unit.aux.splice(unit.aux.indexOf(row), 1);
@@ -454,7 +468,7 @@ export class EngineCore {
         this.pool.writeBack(spec.name, row.slot!, data, b, shape.newTokens, sr.tokens.length, shape.fedCap, sr.past);
       }
       row.slot!.used = sr.past + sr.tokens.length;
-      for (const c of calibrations) c.calibrator.afterStep?.(c.config, rowSteps[b]!, c.memo, tapsOf(session, out, c.calibrator.id, b));
+      for (const c of calibrations) this.calibratorHook(row.unit, c, 'afterStep', () => c.calibrator.afterStep?.(c.config, rowSteps[b]!, c.memo, tapsOf(session, out, c.calibrator.id, b)));
     });
     return out;
   }
@@ -553,7 +567,7 @@ export class EngineCore {
             }
           },
         };
-        c.calibrator.writeInputs(c.config, steps[b]!, writer, c.memo);
+        this.calibratorHook(row.unit, c, 'writeInputs', () => c.calibrator.writeInputs(c.config, steps[b]!, writer, c.memo));
       }
     });
     const feeds: Record<string, OrtTensor> = {};
@@ -574,6 +588,7 @@ export class EngineCore {
    */
   private emitToken(row: MainRow, logits: Float32Array, companions: ReadonlyMap<string, Float32Array>): void {
     const unit = row.unit;
+    if (unit.calibratorError) return; // its logits may be wrong; it fails at the end of the step
     const mixers = companions.size ? unit.calibrations.filter((c) => c.calibrator.mixLogits) : [];
     const mix = mixers.length ? (l: Float32Array) => { for (const c of mixers) c.calibrator.mixLogits!(c.config, c.memo, l, companions); } : undefined;
     let sampled: { tokenId: number; logprobs: TokenLogprobs | null };

@@ -63,6 +63,11 @@ export class RequestUnit {
   encodeMs = 0;
   /** Prefill time of the calls that held this request's prepass sequences. */
   prepassMs = 0;
+  /**
+   * Set when one of this request's calibrators threw in a per-row hook: the request fails alone at
+   * the end of the step (its rows still ran with their batch-mates, whose results they do not touch).
+   */
+  calibratorError: string | null = null;
 
   constructor(
     readonly req: GenerationRequest,
