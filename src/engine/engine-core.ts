@@ -616,6 +616,9 @@ export class EngineCore {
     const scheduled = unit.scheduledAt ?? now;
     const first = unit.firstTokenAt ?? now;
     const detail = unit.req.calibrationDetail ?? 'summary';
+    const reports: [string, Record<string, unknown>][] = [];
+    for (const c of unit.calibrations) this.calibratorHook(unit, c, 'report', () => reports.push([c.calibrator.id, { active: true, ...c.calibrator.report(c.config, c.memo, detail) }]));
+    if (unit.calibratorError) return this.fail(unit, unit.calibratorError);
     this.events.push({
       type: 'finish',
       id: unit.id,
@@ -624,7 +627,7 @@ export class EngineCore {
       promptTokens: row.promptIds.length,
       completionTokens: row.output.tokenCount,
       calibration: Object.fromEntries([
-        ...unit.calibrations.map((c) => [c.calibrator.id, { active: true, ...c.calibrator.report(c.config, c.memo, detail) }]),
+        ...reports,
         ...unit.idleCalibrators.map((id) => [id, { active: false }]),
       ]),
       timing: { queuedMs: scheduled - unit.arrivedAt, encodeMs: unit.encodeMs, prepassMs: unit.prepassMs, prefillMs: first - scheduled, decodeMs: now - first },

@@ -1,6 +1,6 @@
 /**
- * A calibrator that throws in one of its per-row hooks (a bug in it) fails only the request it
- * belongs to: batch-mates in the same forward call, in the same graph or another, keep their solo
+ * A calibrator that throws in one of its per-row hooks or its report (a bug in it) fails only the
+ * request it belongs to: batch-mates in the same forward call, in the same graph or another, keep their solo
  * tokens and logits bit for bit, the failing request gets an error event naming the calibrator and
  * the hook, and every slot comes back.
  */
@@ -13,7 +13,7 @@ import { assertBitIdentical, InProcessEngine, request } from '../helpers/engine-
 import { fixtureEngineModel, loadLlama2cFixture, type FixtureModel } from '../helpers/load-fixture-model.js';
 import { stories260K } from '../helpers/models-dir.js';
 
-type Hook = 'none' | 'writeInputs' | 'afterStep';
+type Hook = 'none' | 'writeInputs' | 'afterStep' | 'report';
 interface FaultyConfig {
   failIn: Hook;
   /** The forward call (counted per row, from 1) whose hook throws. */
@@ -24,7 +24,7 @@ interface FaultyConfig {
 const faulty: Calibrator<FaultyConfig, { calls: number }> = {
   id: 'faulty',
   summary: 'test calibrator: throws in a chosen hook at a chosen call',
-  schema: z.object({ failIn: z.enum(['none', 'writeInputs', 'afterStep']), atCall: z.number().int() }).strict(),
+  schema: z.object({ failIn: z.enum(['none', 'writeInputs', 'afterStep', 'report']), atCall: z.number().int() }).strict(),
   resolve: (v) => v as unknown as FaultyConfig,
   isActive: () => true,
   needsWholePrefill: () => false,
@@ -38,7 +38,10 @@ const faulty: Calibrator<FaultyConfig, { calls: number }> = {
   afterStep: (cfg, _row, memo) => {
     if (cfg.failIn === 'afterStep' && memo.calls === cfg.atCall) throw new Error('a bug in afterStep');
   },
-  report: (_cfg, memo) => ({ calls: memo.calls }),
+  report: (cfg, memo) => {
+    if (cfg.failIn === 'report') throw new Error('a bug in report');
+    return { calls: memo.calls };
+  },
 };
 
 const MAX_TOKENS = 12;
@@ -80,6 +83,19 @@ describe('a calibrator that throws fails only its own request', () => {
       // Nothing sampled from the step whose hook threw: tokens only from the calls before it.
       assert.equal(run.tokenIds.length, atCall - 1, `${hook} at call ${atCall}: ${run.tokenIds.length} tokens`);
     }
+    assert.equal(engine.core.stats.slotsInUse, 0);
+  });
+
+  it('in report, when the request finishes: an error instead of the finish, and nothing else fails', async () => {
+    const engine = new InProcessEngine(model, { maxBatch: 8 });
+    const fine = engine.submit(request('fine', prompt, sampling, healthy));
+    const broken = engine.submit(request('broken', prompt, sampling, { faulty: { failIn: 'report', atCall: 0 } }));
+    await engine.drain();
+    assert.equal(fine.error, null);
+    assert.deepEqual(fine.finish?.calibration, { faulty: { active: true, calls: MAX_TOKENS } });
+    assert.equal(broken.finish, null);
+    assert.match(broken.error?.message ?? '', /calibrator faulty failed in report: a bug in report/);
+    assert.equal(broken.tokenIds.length, MAX_TOKENS);
     assert.equal(engine.core.stats.slotsInUse, 0);
   });
 });
