@@ -97,6 +97,10 @@ export class EngineCore {
     this.checkPrompt(promptIds, sampling.maxTokens, 'prompt');
     const imageProblem = checkImages(req, this.model.facts);
     if (imageProblem) throw new Error(imageProblem);
+    // Checked here, not in the vision call, where one wrong image would fail its batch-mates' too.
+    const pixels = this.model.vision?.pixelsPerImage;
+    const wrong = req.images?.inputs.findIndex((image) => image.pixels.length !== pixels) ?? -1;
+    if (wrong >= 0) throw new Error(`image ${wrong} has ${req.images!.inputs[wrong]!.pixels.length} pixel values; the vision tower takes ${pixels}`);
 
     const calibrations: ActiveCalibration[] = [];
     const idle: string[] = [];

@@ -14,6 +14,8 @@ export interface EncodedImage {
 
 export interface ImageEncoder {
   readonly tokensPerImage: number;
+  /** Values in one preprocessed image (channels × height × width). */
+  readonly pixelsPerImage: number;
   /** The language model's residual width. */
   readonly width: number;
   encode(pixels: readonly Float32Array[]): Promise<EncodedImage[]>;
@@ -23,6 +25,7 @@ export interface ImageEncoder {
 export function sessionEncoder(session: VisionSession): ImageEncoder {
   return {
     tokensPerImage: session.graph.tokensPerImage,
+    pixelsPerImage: session.pixelsPerImage,
     width: session.graph.lmDim,
     async encode(pixels) {
       const out = await session.run(pixels);

@@ -102,12 +102,14 @@ describe('LVLM: tiny-llava through the engine', () => {
     });
   });
 
-  it('refuses requests whose images do not match their placeholders, and images on a model without a tower', async () => {
+  it('refuses requests whose images do not match their placeholders or the tower\'s input size, and images on a model without a tower', async () => {
     const prompt = tinyLlavaPrompt(m, 'Hi', 1);
     const image = await tinyLlavaImage(m, 'checker.png');
     const engine = new InProcessEngine(model);
     assert.throws(() => engine.submit(request('no-image', prompt.ids)), /holds 16 image tokens .* but its 0 image\(s\) fill 0/);
     assert.throws(() => engine.submit({ ...request('short', prompt.ids), images: { spans: [{ ...prompt.images[0]!, length: 8 }], inputs: [image] } }), /fill 8/);
+    const cropped = { ...image, pixels: image.pixels.subarray(0, image.pixels.length - 1) };
+    assert.throws(() => engine.submit(imageRequest('cropped', prompt, [cropped])), /image 0 has 3071 pixel values; the vision tower takes 3072/);
     const stories = await fixtureEngineModel(await loadLlama2cFixture(stories260K));
     assert.throws(() => new InProcessEngine(stories).submit(imageRequest('txt', prompt, [image])), /has no vision tower/);
   });
