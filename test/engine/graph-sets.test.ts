@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { z } from 'zod';
 import { act } from '../../calibrators/act.js';
-import type { AnyCalibrator, Calibrator } from '../../calibrators/calibrator.js';
+import type { AnyCalibrator } from '../../calibrators/calibrator.js';
+import { probe } from '../helpers/probe-calibrator.js';
 import { onnx } from '../../models/onnx/onnx-proto.js';
 import { loadModelProfile } from '../../calibrators/index.js';
 import { stories260K } from '../helpers/models-dir.js';
@@ -18,23 +18,6 @@ import { InProcessEngine, request } from '../helpers/engine-harness.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 import type { LoadedEngineModel } from '../../src/engine/load-engine-model.js';
 
-/** A second calibrator with a fragment of its own (an exact ×1 at hook_z), so there are sets to tell apart. */
-const probe: Calibrator<Record<string, never>, null> = {
-  id: 'probe',
-  summary: 'test calibrator: multiplies hook_z by a per-row 1',
-  schema: z.object({}).strict(),
-  resolve: () => ({}),
-  isActive: () => true,
-  needsWholePrefill: () => false,
-  fragments: () => [{
-    owner: 'probe',
-    hook: 'attn.hook_z',
-    build: (x, ctx) => ctx.g.op('Mul', [x, ctx.rowInput('probe.scale', 'float32', [1, 1, 1], 1)]),
-  }],
-  createMemo: () => null,
-  writeInputs: (_c, _row, inputs) => inputs.set('probe.scale', 1),
-  report: () => ({}),
-};
 
 /** Fragment owners whose nodes are in the model file (node names are `<owner>/…` inside fragments). */
 async function ownersInGraph(path: string): Promise<string[]> {
