@@ -15,9 +15,10 @@ export interface EngineGraphs {
   readonly states: readonly RowStateSpec[];
   /**
    * The session whose graph holds the fragments of exactly these calibrators (order-free). Graphs
-   * whose keys are in `live` (sets that live rows run) are not evicted to make room for it.
+   * whose keys `live` returns (sets that live rows run) are not evicted to make room for it; it is
+   * asked only when the bound is passed.
    */
-  sessionFor(calibratorIds: readonly string[], live?: ReadonlySet<string>): Promise<DecoderSession>;
+  sessionFor(calibratorIds: readonly string[], live?: () => ReadonlySet<string>): Promise<DecoderSession>;
   /** Names the graph `sessionFor(ids)` returns: rows with equal keys run in one call. */
   keyFor(calibratorIds: readonly string[]): string;
   /** The execution provider the sessions run on. */
@@ -90,7 +91,7 @@ export class DecoderGraphs implements EngineGraphs {
     return this.setOf(calibratorIds).join(',');
   }
 
-  sessionFor(calibratorIds: readonly string[], live: ReadonlySet<string> = new Set()): Promise<DecoderSession> {
+  sessionFor(calibratorIds: readonly string[], live: () => ReadonlySet<string> = () => new Set()): Promise<DecoderSession> {
     const ids = this.setOf(calibratorIds);
     const key = ids.join(',');
     const hit = this.open.get(key);
@@ -125,10 +126,12 @@ export class DecoderGraphs implements EngineGraphs {
    * closing it would reopen it later in the same step, every step (thrashing). So while more sets
    * are live than `maxGraphs`, more graphs stay open; the bound returns as their rows finish.
    */
-  private evict(keep: string, live: ReadonlySet<string>): void {
+  private evict(keep: string, live: () => ReadonlySet<string>): void {
+    if (this.open.size <= this.opts.maxGraphs) return;
+    const inUse = live();
     for (const [key, session] of this.open) {
       if (this.open.size <= this.opts.maxGraphs) break;
-      if (key === keep || live.has(key)) continue;
+      if (key === keep || inUse.has(key)) continue;
       this.open.delete(key);
       void session.then((s) => s.release(), () => {});
     }

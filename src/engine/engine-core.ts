@@ -346,7 +346,7 @@ export class EngineCore {
     for (const r of stepRows) this.pool.ensureCapacity(r.past + r.tokens.length);
     // A continuing chunk reads its own slot's past; fresh prompts have none, so no cache is fed.
     const shape = stepShape(stepRows, plan.continuing ? this.pool.capacity : 0);
-    const session = await this.model.graphs.sessionFor(rows[0]!.unit.graphIds, this.liveGraphKeys());
+    const session = await this.model.graphs.sessionFor(rows[0]!.unit.graphIds, () => this.liveGraphKeys());
     const started = performance.now();
     const out = await this.forward(session, rows, shape, plan.continuing ? { kind: 'single', slot: rows[0]!.slot! } : { kind: 'fresh' });
     // A request's prepass time is that of the calls that held its prepass rows (like encodeMs).
@@ -432,7 +432,7 @@ export class EngineCore {
     const stepRows: StepRow[] = rows.map((r) => ({ tokens: [r.lastToken], past: r.slot!.used, allLogits: false, images: r.images }));
     this.pool.ensureCapacity(Math.max(...stepRows.map((r) => r.past + 1)));
     const shape = stepShape(stepRows, this.pool.capacity);
-    const session = await this.model.graphs.sessionFor(this.groupIds.get(graphKey) ?? [], this.liveGraphKeys());
+    const session = await this.model.graphs.sessionFor(this.groupIds.get(graphKey) ?? [], () => this.liveGraphKeys());
     const out = await this.forward(session, rows, shape, { kind: 'packed', start });
     const logits = out[DECODER_IO.logits]!.data as Float32Array;
     const vocab = this.model.config.vocabSize;
